@@ -1,0 +1,78 @@
+// Package protocol parses and formats the lines of the tnl wire protocol.
+//
+// It is pure: no network, no clock, no lock table. The server, the Go client,
+// the fuzzers and the benchmark all share it, so that one table of actions,
+// keys and answers exists in one place.
+//
+// # Line grammar
+//
+// A request is one line: ACTION[,KEY:VALUE]... ending in "\n" ("\r\n" is
+// tolerated). Whitespace around the action, keys and values is ignored; a value
+// may contain ':'; a key without ':' has the empty value. An empty action, an
+// empty key, a trailing comma or a blank line make the line malformed
+// (answer "bad-request"). Unknown keys are ignored; a repeated key: the last
+// wins. Actions are case-sensitive. Every answer is one line ending in "\n".
+//
+// # Legacy requests (tcpnetlock 0.1.8, byte for byte)
+//
+//	lock,name:NAME[,client-id:ID]  -> ok | not-granted (close) | err,invalid lock name (close)
+//	  while holding: .keepalive -> alive; release -> released (close);
+//	  anything else -> bad-action (lock kept)
+//	.ping                          -> pong (close)
+//	.stats                         -> stats,{"lock_count": 1, ...} (close)
+//	.server-shutdown               -> bad-action (close); tnl never stops for a peer
+//	unknown action                 -> bad-action (close)
+//	malformed line                 -> bad-request (close)
+//
+// # Extension keys on lock (any of them makes the request an extension request)
+//
+//	wait:SECONDS   wait in the FIFO queue up to SECONDS (decimal, "2.5"), or a Go
+//	               duration ("250ms", "5m"), or "inf"; 0 = try once (default)
+//	mode:shared    a shared holder (many readers); mode:exclusive is the default
+//	limit:N        semaphore: up to N exclusive holders (1..1000000); holders and
+//	               waiters of one name must agree on N
+//	pid:N, host:H  who is asking, shown by .holders and tnl-stats
+//
+// An extension lock on a fresh connection answers
+//
+//	ok,token:T       granted; T is the fencing token (strictly increasing per name,
+//	                 also across restarts); then the connection behaves as legacy
+//	not-granted      (close) held by someone else and wait was 0
+//	timeout          (close) the wait ran out
+//	err,MESSAGE      (close) e.g. "err,limit mismatch: held with limit 3",
+//	                 "err,queue full", "err,invalid wait: ..."
+//
+// While an extension lock waits, .keepalive is answered "alive"; closing the
+// connection leaves the queue at once.
+//
+// # Who holds what
+//
+//	.holders[,name:NAME]  -> holders,{JSON} (close)
+//
+// # Sessions
+//
+//	.session[,client-id:ID][,pid:N][,host:H]  -> session,dead-peer-timeout:SECONDS
+//
+// opens a session: the connection stays open, holds any number of locks and
+// answers every request without closing:
+//
+//	lock,name:N[,wait:..][,mode:..][,limit:..]  -> ok,name:N,token:T | not-granted,name:N |
+//	                                               timeout,name:N | err,name:N,MESSAGE
+//	release,name:N    -> released,name:N (held) | cancelled,name:N (was waiting) |
+//	                     err,name:N,not held
+//	.keepalive -> alive    .ping -> pong    .stats -> stats,{..}    .holders -> holders,{..}
+//	.quit      -> bye (close)
+//
+// A session client must send a line (".keepalive" will do) at least every
+// dead-peer-timeout; a silent session is closed by the server and its locks
+// released. Closing the connection releases everything the session holds and
+// cancels its waits. Answers to waits come when the wait ends, so they may
+// arrive after answers to later requests: match them by name.
+//
+// # Bounds
+//
+// A line longer than the server's limit is answered "err,line too long" and the
+// connection closed; so is a first line that does not arrive in time
+// ("err,timeout waiting for request"), and a connection over the server's cap
+// ("err,too many connections").
+package protocol
