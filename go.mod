@@ -2,8 +2,8 @@ module github.com/tnl-lock/tnl
 
 go 1.26.0
 
-require (
-	github.com/alecthomas/kong v1.17.0 // indirect
-	github.com/rogpeppe/go-internal v1.16.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
-)
+require golang.org/x/sys v0.50.0
+
+require github.com/alecthomas/kong v1.17.0
+
+require github.com/rogpeppe/go-internal v1.16.0 // indirect

@@ -1,0 +1,204 @@
+// Command tnl-server is the tnl lock server. See tnl-server(1).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/server"
+)
+
+var version = ""
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+type cli struct {
+	Listen           string           `help:"Address to listen on: HOST:PORT, or HOST with --port." env:"TNL_LISTEN" default:"127.0.0.1:7654" placeholder:"ADDR"`
+	Port             int              `help:"Port to listen on (overrides the port of --listen)." placeholder:"N"`
+	StateDir         string           `help:"Directory for durable state (fencing tokens); without it tokens restart from 1." env:"TNL_STATE_DIR" placeholder:"DIR"`
+	DeadPeerTimeout  time.Duration    `help:"Release the locks of a client that vanished (no FIN, no RST) within this time." default:"30s"`
+	FirstLineTimeout time.Duration    `help:"Close a connection that sends no complete request within this time." default:"10s"`
+	MaxLineLength    int              `help:"Longest request line accepted, in bytes." default:"4096"`
+	MaxConns         int              `help:"Refuse connections beyond this many (0: no cap)." default:"0"`
+	MaxWaiters       int              `help:"Refuse waiters beyond this many per lock name (0: no cap)." default:"10000"`
+	LogFormat        string           `help:"Log format: text or json." enum:"text,json" default:"text"`
+	LogLevel         string           `help:"Log level: debug, info, warn or error." enum:"debug,info,warn,error" default:"info"`
+	Info             bool             `help:"Same as --log-level info (tcpnetlock spelling)."`
+	Debug            bool             `help:"Same as --log-level debug (tcpnetlock spelling)."`
+	Version          kong.VersionFlag `help:"Print the version and exit."`
+}
+
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var c cli
+	exit := -1
+	parser, err := kong.New(&c,
+		kong.Name("tnl-server"),
+		kong.Description("A network lock server for shell scripts, cron jobs and Makefiles."),
+		kong.Vars{"version": versionString()},
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code }),
+		kong.UsageOnError(),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "tnl-server: %v\n", err)
+		return 1
+	}
+	_, err = parser.Parse(args)
+	if exit >= 0 {
+		return exit // --help, --version
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tnl-server: %v\n", err)
+		return 2
+	}
+	if err := serve(&c, stderr); err != nil {
+		fmt.Fprintf(stderr, "tnl-server: %v\n", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		return 1
+	}
+	return 0
+}
+
+func serve(c *cli, stderr io.Writer) error {
+	addr, err := listenAddr(c.Listen, c.Port)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	if c.DeadPeerTimeout <= 0 || c.FirstLineTimeout <= 0 || c.MaxLineLength < 64 || c.MaxConns < 0 || c.MaxWaiters < 0 {
+		return &exitError{2, errors.New("invalid limits: timeouts must be > 0, --max-line-length >= 64, caps >= 0")}
+	}
+	log := newLogger(c, stderr)
+
+	var tokens lockd.TokenSource
+	if c.StateDir != "" {
+		ft, err := lockd.OpenFileTokens(c.StateDir, lockd.DefaultBlock)
+		if err != nil {
+			return err
+		}
+		log.Info("fencing state", "dir", c.StateDir, "next_token", ft.Last()+1)
+		tokens = ft
+	} else {
+		log.Warn("no --state-dir: fencing tokens start from 1 again after a restart")
+	}
+	table := lockd.New(lockd.Options{Tokens: tokens, MaxWaiters: c.MaxWaiters})
+	srv := server.New(table, server.Config{
+		DeadPeerTimeout:  c.DeadPeerTimeout,
+		FirstLineTimeout: c.FirstLineTimeout,
+		MaxLineLength:    c.MaxLineLength,
+		MaxConns:         c.MaxConns,
+		Logger:           log,
+	})
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	l, err := server.Listen(ctx, addr, c.DeadPeerTimeout)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", addr, unwrapOp(err))
+	}
+	logFileLimit(log)
+	log.Info("listening", "addr", l.Addr().String(), "version", versionString(), "dead_peer_timeout", c.DeadPeerTimeout)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	st := srv.Stats()
+	log.Info("shutting down: closing every connection, which releases every lock", "connections", st.Connections, "held", st.Held, "waiting", st.Waiting)
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// listenAddr combines --listen and --port: tcpnetlock's --listen is a host.
+func listenAddr(listen string, port int) (string, error) {
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		if strings.Contains(err.Error(), "missing port") {
+			host, p, err = strings.Trim(listen, "[]"), "7654", nil
+		} else {
+			return "", fmt.Errorf("invalid --listen %q: %w", listen, err)
+		}
+	}
+	if port != 0 {
+		if port < 0 || port > 65535 {
+			return "", fmt.Errorf("invalid --port %d: want 0 to 65535", port)
+		}
+		p = strconv.Itoa(port)
+	}
+	return net.JoinHostPort(host, p), nil
+}
+
+func unwrapOp(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+func newLogger(c *cli, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	if c.Info {
+		level = slog.LevelInfo
+	}
+	if c.Debug {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// logFileLimit logs the open-files limit. Go (since 1.19) already raised the
+// soft limit to the hard limit at start; each held lock on its own connection
+// needs one descriptor.
+func logFileLimit(log *slog.Logger) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
+		log.Info("open files limit", "soft", rl.Cur, "hard", rl.Max)
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

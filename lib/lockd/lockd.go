@@ -1,0 +1,575 @@
+// Package lockd is tnl's lock table: named locks with exclusive, shared and
+// semaphore modes, a FIFO queue of waiters per name, and fencing tokens.
+//
+// It has no network code, no timers and no goroutines of its own. Callers
+// (lib/server) own connections and wait timeouts; lockd tells them about
+// grants through Owner.Notify. A held lock costs one Holder (about 100 bytes)
+// and, per name, one entry in a sharded map; idle names are forgotten at once,
+// which is safe because fencing tokens come from one server-wide counter.
+//
+// Fairness rule: a request is granted at once only if it is compatible with
+// the current holders and nobody is queued for that name. Waiters are served
+// strictly in arrival order: after every release or cancellation the head of
+// the queue is granted while it is compatible, then the next, and so on; the
+// first incompatible waiter stops the scan. So a shared request queued behind
+// a waiting exclusive one waits, and a big semaphore request never starves.
+//
+// Compatibility: an exclusive holder with limit N (a semaphore; N = 1 is a
+// plain lock) is compatible with fewer than N other exclusive holders; shared
+// holders are compatible with each other; the two modes never mix. Holders
+// and waiters of one name must agree on N while any of them exists.
+package lockd
+
+import (
+	"errors"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tnl-lock/tnl/lib/protocol"
+)
+
+// Errors returned by Acquire.
+var (
+	// ErrLimitMismatch: the name is held or awaited with another semaphore size.
+	ErrLimitMismatch = errors.New("limit mismatch")
+	// ErrQueueFull: the name already has the maximum number of waiters.
+	ErrQueueFull = errors.New("queue full")
+)
+
+// Result is the immediate outcome of Acquire.
+type Result uint8
+
+// The outcomes of Acquire.
+const (
+	Granted    Result = iota // held now; Holder.Token is set
+	Queued                   // waiting; Owner.Notify is called when granted
+	NotGranted               // incompatible and the caller would not wait
+	Refused                  // see the error: limit mismatch or queue full
+)
+
+// Info says who holds or waits, for people reading tnl-stats.
+type Info struct {
+	ClientID string
+	Host     string
+	PID      int
+	Addr     string // the peer's address
+}
+
+// Notifier is told when a queued Holder is granted. Notify is called without
+// any lockd mutex held, from whichever goroutine released the lock, so it may
+// call back into the Table. It must not block for long.
+type Notifier interface {
+	Notify(h *Holder)
+}
+
+// Owner is one client (a connection or a session) that holds or waits for
+// locks. One Owner is shared by all its Holders.
+type Owner struct {
+	Info
+	Notifier Notifier
+
+	// Holders of this owner, so that closing a connection finds everything.
+	// mu is a leaf lock: nothing else is locked while it is held.
+	mu    sync.Mutex
+	first *Holder
+	count int
+}
+
+// state of a Holder
+const (
+	stateNew uint8 = iota
+	stateWaiting
+	stateHeld
+	stateGone
+)
+
+// Holder is one request for a lock: waiting, then held, then gone.
+type Holder struct {
+	entry *entry
+	Owner *Owner
+	// Token is the fencing token of the grant; 0 while waiting.
+	Token uint64
+	since int64 // unix nanoseconds: when queued, then when granted
+	Mode  protocol.Mode
+	state uint8
+	limit int32
+
+	next, prev   *Holder // in the entry's held list or queue
+	onext, oprev *Holder // in the owner's list
+}
+
+// Name is the lock's name.
+func (h *Holder) Name() string { return h.entry.name }
+
+// entry is one name with holders or waiters. Idle entries are deleted.
+type entry struct {
+	name   string
+	mode   protocol.Mode // of the current holders
+	limit  int32         // agreed semaphore size while nexcl > 0
+	nexcl  int32         // exclusive holders + exclusive waiters
+	nheld  int32
+	nqueue int32
+	held   *Holder // doubly linked, newest first
+	qhead  *Holder
+	qtail  *Holder
+	token  uint64 // latest grant
+}
+
+const nShards = 64
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]*entry
+	_  [40]byte // keep shards on separate cache lines
+}
+
+// TokenSource hands out fencing tokens: each call returns a number larger
+// than every number it returned before, also across restarts when it is
+// persistent. It is called with a shard mutex held and must be fast.
+type TokenSource interface {
+	Next() uint64
+}
+
+// MemTokens is a TokenSource that lives in memory only.
+type MemTokens struct{ n atomic.Uint64 }
+
+// Next returns the next token.
+func (t *MemTokens) Next() uint64 { return t.n.Add(1) }
+
+// Options configure a Table.
+type Options struct {
+	Tokens     TokenSource // default: MemTokens
+	MaxWaiters int         // per name; 0 = unlimited
+	Now        func() int64
+}
+
+// Table is the lock table. It is safe for concurrent use.
+type Table struct {
+	shards     [nShards]shard
+	seed       maphash.Seed
+	tokens     TokenSource
+	maxWaiters int32
+	now        func() int64
+
+	acquired    atomic.Uint64
+	notAcquired atomic.Uint64
+	held        atomic.Int64
+	waiting     atomic.Int64
+	names       atomic.Int64
+}
+
+// New returns an empty table.
+func New(o Options) *Table {
+	t := &Table{seed: maphash.MakeSeed(), tokens: o.Tokens, maxWaiters: int32(o.MaxWaiters), now: o.Now}
+	if t.tokens == nil {
+		t.tokens = &MemTokens{}
+	}
+	if t.now == nil {
+		t.now = func() int64 { return time.Now().UnixNano() }
+	}
+	for i := range t.shards {
+		t.shards[i].m = make(map[string]*entry)
+	}
+	return t
+}
+
+func (t *Table) shard(name string) *shard {
+	return &t.shards[maphash.String(t.seed, name)&(nShards-1)]
+}
+
+// Request describes what Acquire asks for.
+type Request struct {
+	Name  string
+	Mode  protocol.Mode
+	Limit int  // semaphore size for exclusive requests; 0 or 1 = plain lock
+	Wait  bool // queue when not grantable now
+}
+
+// Acquire asks for a lock on behalf of o. On Granted the Holder is held; on
+// Queued it waits and o.Notifier is told when it is granted; on NotGranted and
+// Refused the Holder is nil. The Holder is added to o's list unless nil; the
+// caller must eventually pass it to Release.
+//
+// All Table methods are safe for concurrent use, also for one Owner.
+func (t *Table) Acquire(o *Owner, r Request) (*Holder, Result, error) {
+	limit := int32(1)
+	if r.Mode == protocol.Exclusive && r.Limit > 1 {
+		limit = int32(r.Limit)
+	}
+	s := t.shard(r.Name)
+	s.mu.Lock()
+	e := s.m[r.Name]
+	if e == nil {
+		e = &entry{name: r.Name}
+		s.m[r.Name] = e
+		t.names.Add(1)
+	}
+	if r.Mode == protocol.Exclusive && e.nexcl > 0 && e.limit != limit {
+		t.dropIfIdle(s, e)
+		s.mu.Unlock()
+		t.notAcquired.Add(1)
+		return nil, Refused, ErrLimitMismatch
+	}
+	h := &Holder{entry: e, Owner: o, Mode: r.Mode, limit: limit, since: t.now()}
+	if e.qhead == nil && e.compatible(h) {
+		t.grant(e, h)
+		s.mu.Unlock()
+		t.acquired.Add(1)
+		o.link(h)
+		return h, Granted, nil
+	}
+	if !r.Wait {
+		t.dropIfIdle(s, e)
+		s.mu.Unlock()
+		t.notAcquired.Add(1)
+		return nil, NotGranted, nil
+	}
+	if t.maxWaiters > 0 && e.nqueue >= t.maxWaiters {
+		s.mu.Unlock()
+		t.notAcquired.Add(1)
+		return nil, Refused, ErrQueueFull
+	}
+	h.state = stateWaiting
+	if h.Mode == protocol.Exclusive {
+		if e.nexcl == 0 {
+			e.limit = limit
+		}
+		e.nexcl++
+	}
+	if e.qtail == nil {
+		e.qhead, e.qtail = h, h
+	} else {
+		h.prev = e.qtail
+		e.qtail.next = h
+		e.qtail = h
+	}
+	e.nqueue++
+	s.mu.Unlock()
+	t.waiting.Add(1)
+	o.link(h)
+	return h, Queued, nil
+}
+
+func (e *entry) compatible(h *Holder) bool {
+	if e.nheld == 0 {
+		return true
+	}
+	if h.Mode != e.mode {
+		return false
+	}
+	return h.Mode == protocol.Shared || e.nheld < e.limit
+}
+
+// grant makes h a holder of e; h is not linked anywhere yet. Shard mutex held.
+func (t *Table) grant(e *entry, h *Holder) {
+	if h.state != stateWaiting && h.Mode == protocol.Exclusive {
+		if e.nexcl == 0 {
+			e.limit = h.limit
+		}
+		e.nexcl++
+	}
+	h.state = stateHeld
+	h.Token = t.tokens.Next()
+	h.since = t.now()
+	e.token = h.Token
+	e.mode = h.Mode
+	h.prev = nil
+	h.next = e.held
+	if e.held != nil {
+		e.held.prev = h
+	}
+	e.held = h
+	e.nheld++
+	t.held.Add(1)
+}
+
+// Release gives up h, held or waiting, and grants whoever can now go. It
+// reports whether h was held (false: it was still waiting and is withdrawn,
+// or it was already released). Waiters granted by it are told through their
+// owners' Notifiers before Release returns, on this goroutine.
+func (t *Table) Release(h *Holder) (wasHeld bool) {
+	e := h.entry
+	s := t.shard(e.name)
+	var granted []*Holder
+	var one [4]*Holder
+	s.mu.Lock()
+	switch h.state {
+	case stateHeld:
+		wasHeld = true
+		if h.prev != nil {
+			h.prev.next = h.next
+		} else {
+			e.held = h.next
+		}
+		if h.next != nil {
+			h.next.prev = h.prev
+		}
+		e.nheld--
+		t.held.Add(-1)
+	case stateWaiting:
+		t.unqueue(e, h)
+		t.waiting.Add(-1)
+	default:
+		s.mu.Unlock()
+		h.Owner.unlink(h)
+		return false
+	}
+	if h.Mode == protocol.Exclusive {
+		e.nexcl--
+	}
+	h.state = stateGone
+	h.next, h.prev = nil, nil
+	granted = t.serveQueue(e, one[:0])
+	t.dropIfIdle(s, e)
+	s.mu.Unlock()
+	h.Owner.unlink(h)
+	t.notify(granted)
+	return wasHeld
+}
+
+func (t *Table) unqueue(e *entry, h *Holder) {
+	if h.prev != nil {
+		h.prev.next = h.next
+	} else {
+		e.qhead = h.next
+	}
+	if h.next != nil {
+		h.next.prev = h.prev
+	} else {
+		e.qtail = h.prev
+	}
+	e.nqueue--
+}
+
+// serveQueue grants queued requests in order while they are compatible.
+func (t *Table) serveQueue(e *entry, granted []*Holder) []*Holder {
+	for h := e.qhead; h != nil && e.compatible(h); h = e.qhead {
+		t.unqueue(e, h)
+		t.grant(e, h)
+		granted = append(granted, h)
+	}
+	return granted
+}
+
+func (t *Table) dropIfIdle(s *shard, e *entry) {
+	if e.nheld == 0 && e.qhead == nil {
+		if s.m[e.name] == e {
+			delete(s.m, e.name)
+			t.names.Add(-1)
+		}
+		e.nexcl = 0
+	}
+}
+
+// Cancel withdraws h if it is still waiting and reports whether it did. A
+// Holder granted in the meantime is left held: the grant has been, or is
+// being, delivered through Notify. Safe to call from any goroutine, e.g. a
+// wait timer.
+func (t *Table) Cancel(h *Holder) bool {
+	e := h.entry
+	s := t.shard(e.name)
+	var one [4]*Holder
+	s.mu.Lock()
+	if h.state != stateWaiting {
+		s.mu.Unlock()
+		return false
+	}
+	t.unqueue(e, h)
+	if h.Mode == protocol.Exclusive {
+		e.nexcl--
+	}
+	h.state = stateGone
+	h.next, h.prev = nil, nil
+	granted := t.serveQueue(e, one[:0])
+	t.dropIfIdle(s, e)
+	s.mu.Unlock()
+	t.waiting.Add(-1)
+	h.Owner.unlink(h)
+	t.notify(granted)
+	return true
+}
+
+func (t *Table) notify(granted []*Holder) {
+	for _, g := range granted {
+		t.acquired.Add(1)
+		t.waiting.Add(-1)
+		g.Owner.Notifier.Notify(g)
+	}
+}
+
+// Find returns o's Holder (held or waiting) for name, or nil.
+func (t *Table) Find(o *Owner, name string) *Holder {
+	s := t.shard(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[name]
+	if e == nil {
+		return nil
+	}
+	for h := e.held; h != nil; h = h.next {
+		if h.Owner == o {
+			return h
+		}
+	}
+	for h := e.qhead; h != nil; h = h.next {
+		if h.Owner == o {
+			return h
+		}
+	}
+	return nil
+}
+
+// Held reports whether h is held (not waiting, not released).
+func (t *Table) Held(h *Holder) bool {
+	s := t.shard(h.entry.name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return h.state == stateHeld
+}
+
+// ReleaseAll releases everything o holds or waits for, as when its
+// connection closes.
+func (t *Table) ReleaseAll(o *Owner) {
+	for {
+		o.mu.Lock()
+		h := o.first
+		o.mu.Unlock()
+		if h == nil {
+			return
+		}
+		t.Release(h) // also unlinks a Holder that is gone already
+	}
+}
+
+// Count is the number of holders and waiters o has.
+func (o *Owner) Count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.count
+}
+
+func (o *Owner) link(h *Holder) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	h.onext = o.first
+	if o.first != nil {
+		o.first.oprev = h
+	}
+	o.first = h
+	o.count++
+}
+
+func (o *Owner) unlink(h *Holder) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if h.oprev == nil && o.first != h {
+		return // not linked
+	}
+	if h.oprev != nil {
+		h.oprev.onext = h.onext
+	} else {
+		o.first = h.onext
+	}
+	if h.onext != nil {
+		h.onext.oprev = h.oprev
+	}
+	h.onext, h.oprev = nil, nil
+	o.count--
+}
+
+// Counters are the table's running totals.
+type Counters struct {
+	Acquired    uint64 // grants, at once or after a wait
+	NotAcquired uint64 // not-granted, refused
+	Held        int64  // holders now
+	Waiting     int64  // waiters now
+	Names       int64  // names with holders or waiters
+}
+
+// Counters returns the running totals.
+func (t *Table) Counters() Counters {
+	return Counters{
+		Acquired:    t.acquired.Load(),
+		NotAcquired: t.notAcquired.Load(),
+		Held:        t.held.Load(),
+		Waiting:     t.waiting.Load(),
+		Names:       t.names.Load(),
+	}
+}
+
+// CountTimeout records a wait that ran out (a not-acquired request).
+func (t *Table) CountTimeout() { t.notAcquired.Add(1) }
+
+// Party is one holder or waiter as shown to people.
+type Party struct {
+	Info
+	Mode  protocol.Mode
+	Limit int
+	Since time.Time
+	Token uint64 // 0 for waiters
+}
+
+// LockInfo is one name's holders and waiters (in queue order).
+type LockInfo struct {
+	Name    string
+	Mode    protocol.Mode
+	Limit   int
+	Token   uint64 // latest grant
+	Holders []Party
+	Waiters []Party
+}
+
+// Snapshot returns the holders and waiters of the given names, or of every
+// name when none is given, sorted by name. Names without holders or waiters
+// are left out. maxParties bounds the holders and waiters listed per name
+// (0 = all), so that a huge shared lock cannot make one answer unbounded.
+func (t *Table) Snapshot(names []string, maxParties int) []LockInfo {
+	var out []LockInfo
+	collect := func(e *entry) {
+		li := LockInfo{Name: e.name, Mode: e.mode, Limit: int(e.limit), Token: e.token}
+		if li.Limit == 0 {
+			li.Limit = 1
+		}
+		for h := e.held; h != nil && (maxParties == 0 || len(li.Holders) < maxParties); h = h.next {
+			li.Holders = append(li.Holders, party(h))
+		}
+		// The held list is newest first; show oldest first.
+		for i, j := 0, len(li.Holders)-1; i < j; i, j = i+1, j-1 {
+			li.Holders[i], li.Holders[j] = li.Holders[j], li.Holders[i]
+		}
+		if e.nheld == 0 {
+			li.Mode = protocol.Exclusive
+		}
+		for h := e.qhead; h != nil && (maxParties == 0 || len(li.Waiters) < maxParties); h = h.next {
+			li.Waiters = append(li.Waiters, party(h))
+		}
+		out = append(out, li)
+	}
+	if len(names) > 0 {
+		for _, n := range names {
+			s := t.shard(n)
+			s.mu.Lock()
+			if e := s.m[n]; e != nil {
+				collect(e)
+			}
+			s.mu.Unlock()
+		}
+	} else {
+		for i := range t.shards {
+			s := &t.shards[i]
+			s.mu.Lock()
+			for _, e := range s.m {
+				collect(e)
+			}
+			s.mu.Unlock()
+		}
+	}
+	sortInfos(out)
+	return out
+}
+
+func party(h *Holder) Party {
+	return Party{Info: h.Owner.Info, Mode: h.Mode, Limit: int(h.limit), Since: time.Unix(0, h.since), Token: h.Token}
+}

@@ -1,0 +1,164 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Kind is the first word of an answer line.
+type Kind uint8
+
+// The answers a server gives.
+const (
+	KindUnknown    Kind = iota
+	KindOK              // ok: granted
+	KindNotGranted      // not-granted: held by someone else, no wait
+	KindTimeout         // timeout: the wait ran out
+	KindReleased        // released
+	KindCancelled       // cancelled: a session's wait was withdrawn
+	KindAlive           // alive: answer to .keepalive
+	KindPong            // pong
+	KindStats           // stats,{JSON}
+	KindHolders         // holders,{JSON}
+	KindSession         // session,dead-peer-timeout:S
+	KindErr             // err,MESSAGE
+	KindBadAction       // bad-action
+	KindBadRequest      // bad-request
+	KindBye             // bye: answer to .quit
+)
+
+var kindNames = [...]string{
+	KindUnknown:    "",
+	KindOK:         "ok",
+	KindNotGranted: "not-granted",
+	KindTimeout:    "timeout",
+	KindReleased:   "released",
+	KindCancelled:  "cancelled",
+	KindAlive:      "alive",
+	KindPong:       "pong",
+	KindStats:      "stats",
+	KindHolders:    "holders",
+	KindSession:    "session",
+	KindErr:        "err",
+	KindBadAction:  "bad-action",
+	KindBadRequest: "bad-request",
+	KindBye:        "bye",
+}
+
+// String returns the wire spelling of k.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return ""
+}
+
+// Reply is one answer line.
+type Reply struct {
+	Kind  Kind
+	Name  string // name:, in session answers
+	Token uint64 // token:, on extension grants
+	// Msg is the text after "err," (and after its name: key), or the JSON
+	// document of a stats or holders answer.
+	Msg string
+	// DeadPeer is the server's dead-peer timeout, in a session answer.
+	DeadPeer time.Duration
+}
+
+// AppendReply appends the answer line for kind, ending in "\n". Empty name,
+// zero token and empty msg are left out, so AppendReply(b, KindOK, "", 0, "")
+// is tcpnetlock's plain "ok\n". For KindErr, KindStats and KindHolders msg
+// follows the other fields verbatim; it must not contain a newline.
+func AppendReply(b []byte, kind Kind, name string, token uint64, msg string) []byte {
+	b = append(b, kind.String()...)
+	if name != "" {
+		b = append(b, ",name:"...)
+		b = append(b, name...)
+	}
+	if token != 0 {
+		b = append(b, ",token:"...)
+		b = strconv.AppendUint(b, token, 10)
+	}
+	if msg != "" {
+		b = append(b, ',')
+		b = append(b, msg...)
+	}
+	return append(b, '\n')
+}
+
+// AppendSession appends the answer to .session.
+func AppendSession(b []byte, deadPeer time.Duration) []byte {
+	b = append(b, "session,dead-peer-timeout:"...)
+	b = strconv.AppendFloat(b, deadPeer.Seconds(), 'f', -1, 64)
+	return append(b, '\n')
+}
+
+// ErrBadReply is returned by ParseReply for a line that is no answer tnl or
+// tcpnetlock would give.
+var ErrBadReply = errors.New("malformed reply")
+
+// ParseReply parses one answer line, with or without its line ending.
+func ParseReply(line []byte) (Reply, error) {
+	var r Reply
+	line = trimEOL(line)
+	if bytes.IndexByte(line, '\n') >= 0 { // two lines: Msg must not carry a line break
+		return r, ErrBadReply
+	}
+	word, rest, more := cut(line, ',')
+	for k := KindOK; int(k) < len(kindNames); k++ {
+		if string(word) == kindNames[k] {
+			r.Kind = k
+			break
+		}
+	}
+	if r.Kind == KindUnknown {
+		return r, ErrBadReply
+	}
+	switch r.Kind {
+	case KindStats, KindHolders:
+		if !more || len(rest) == 0 || rest[0] != '{' {
+			return r, ErrBadReply
+		}
+		r.Msg = string(rest)
+		return r, nil
+	case KindErr:
+		if !more {
+			return r, ErrBadReply
+		}
+		if bytes.HasPrefix(rest, []byte("name:")) {
+			var name []byte
+			name, rest, _ = cut(rest[len("name:"):], ',')
+			r.Name = string(name)
+		}
+		r.Msg = string(rest)
+		return r, nil
+	}
+	for more {
+		var field []byte
+		field, rest, more = cut(rest, ',')
+		k, v, ok := cut(field, ':')
+		if !ok {
+			return r, ErrBadReply
+		}
+		switch string(k) {
+		case "name":
+			r.Name = string(v)
+		case "token":
+			n, err := strconv.ParseUint(string(v), 10, 64)
+			if err != nil {
+				return r, ErrBadReply
+			}
+			r.Token = n
+		case "dead-peer-timeout":
+			f, err := strconv.ParseFloat(string(v), 64)
+			if err != nil || !(f > 0 && f <= 1e6) { // written so that NaN is refused
+				return r, ErrBadReply
+			}
+			r.DeadPeer = time.Duration(math.Round(f * float64(time.Second)))
+		}
+	}
+	return r, nil
+}

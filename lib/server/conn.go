@@ -1,0 +1,550 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/protocol"
+)
+
+// Connection states.
+const (
+	stFirst   uint8 = iota // before the first request
+	stWaiting              // one lock, waiting (legacy-style connection)
+	stHeld                 // one lock, held (legacy-style connection)
+	stSession              // a session: many locks, never closed by us
+	stDone                 // answered and about to close
+)
+
+// aLongTimeAgo is a deadline in the past: setting it wakes a blocked Read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// wait is a session's pending wait with a deadline.
+type wait struct {
+	h        *lockd.Holder
+	deadline time.Time // zero: no limit
+}
+
+type conn struct {
+	srv   *Server
+	nc    net.Conn
+	owner lockd.Owner
+
+	state  uint8
+	ext    bool          // the single lock was asked for with extension keys
+	single *lockd.Holder // the lock of a legacy-style connection
+	until  time.Time     // wait deadline of the single lock; zero: none
+	waits  []wait        // a session's waits (few; kept in arrival order)
+
+	// Filled by Notify on another goroutine; read by serve.
+	mu      sync.Mutex
+	granted []*lockd.Holder
+
+	buf   []byte // unread input: buf[r:w]
+	r, w  int
+	small [64]byte // input buffer while lines are short, as nearly all are
+	out   []byte
+
+	firstBy  time.Time // the first line must arrive before this
+	lastSeen time.Time // last input, for a session's heartbeat
+	fd       int32     // for the parker: 0 unknown, -1 none
+	epolled  bool      // fd is in the parker's epoll set
+
+	lnext, lprev *conn // Server.conns
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{srv: s, nc: nc}
+	c.buf = c.small[:]
+	c.owner.Notifier = c
+	c.owner.Addr = nc.RemoteAddr().String()
+	return c
+}
+
+// Notify is called by lockd, on the goroutine of whoever released the lock,
+// when one of c's waiters is granted. It must not block: it hands the grant
+// to c's goroutine and wakes it by moving its read deadline into the past.
+func (c *conn) Notify(h *lockd.Holder) {
+	c.mu.Lock()
+	c.granted = append(c.granted, h)
+	c.mu.Unlock()
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+}
+
+func (c *conn) takeGranted() []*lockd.Holder {
+	c.mu.Lock()
+	g := c.granted
+	c.granted = nil
+	c.mu.Unlock()
+	return g
+}
+
+func (c *conn) pendingGrants() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.granted) > 0
+}
+
+var errLineTooLong = errors.New("line too long")
+
+func (c *conn) serve() {
+	now := time.Now()
+	c.firstBy = now.Add(c.srv.cfg.FirstLineTimeout)
+	c.lastSeen = now
+	c.run()
+}
+
+// run serves c until it ends or is parked; a parked connection is resumed by
+// calling run again on a new goroutine.
+func (c *conn) run() {
+	s := c.srv
+	if c.loop() {
+		return // parked: the parker owns c now
+	}
+	// Closing releases everything held and cancels every wait, at once.
+	s.table.ReleaseAll(&c.owner)
+	if c.state == stSession {
+		s.nsessions.Add(-1)
+	}
+	_ = c.nc.Close()
+	s.untrack(c)
+	s.wg.Done()
+}
+
+// loop reads and answers requests until the connection ends (false) or is
+// handed to the parker (true).
+func (c *conn) loop() (parked bool) {
+	s := c.srv
+	for c.state != stDone {
+		// Answer every complete line already buffered before reading more:
+		// several requests in one write are answered in order, in one write.
+		for c.state != stDone {
+			line, ok, err := c.nextLine()
+			if err != nil {
+				s.log.Warn("request refused: line too long", "remote", c.owner.Addr, "max", s.cfg.MaxLineLength)
+				c.reply(protocol.KindErr, "", 0, "line too long")
+				c.state = stDone
+				break
+			}
+			if !ok {
+				break
+			}
+			s.requests.Add(1)
+			c.handle(line)
+		}
+		c.deliverGrants()
+		if c.state != stDone {
+			c.expire(time.Now())
+		}
+		if !c.flush() || c.state == stDone {
+			return false
+		}
+		c.compact()
+		if c.state == stHeld && c.r == c.w && s.parker != nil && s.parker.park(c) {
+			// A legacy holder may stay silent for days: keep no goroutine
+			// (and no stack) for it, only the connection.
+			return true
+		}
+		_ = c.nc.SetReadDeadline(c.deadline())
+		if c.pendingGrants() {
+			continue // a grant raced with the new deadline
+		}
+		n, err := c.nc.Read(c.buf[c.w:])
+		c.w += n
+		if n > 0 {
+			c.lastSeen = time.Now()
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // woken by Notify, or a deadline: the loop looks
+			}
+			return false // EOF, reset, half-close: the peer is gone
+		}
+	}
+	c.flush()
+	return false
+}
+
+// deadline is the earliest moment serve must look again without input.
+func (c *conn) deadline() time.Time {
+	var d time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	switch c.state {
+	case stFirst:
+		earliest(c.firstBy)
+	case stWaiting:
+		earliest(c.until)
+	case stSession:
+		earliest(c.lastSeen.Add(c.srv.cfg.DeadPeerTimeout))
+		for _, w := range c.waits {
+			earliest(w.deadline)
+		}
+	}
+	return d
+}
+
+// expire acts on deadlines that have passed.
+func (c *conn) expire(now time.Time) {
+	s := c.srv
+	switch c.state {
+	case stFirst:
+		if !now.Before(c.firstBy) {
+			s.log.Info("connection closed: no request in time", "remote", c.owner.Addr, "timeout", s.cfg.FirstLineTimeout)
+			c.reply(protocol.KindErr, "", 0, "timeout waiting for request")
+			c.state = stDone
+		}
+	case stWaiting:
+		if !c.until.IsZero() && !now.Before(c.until) && s.table.Cancel(c.single) {
+			s.table.CountTimeout()
+			c.reply(protocol.KindTimeout, "", 0, "")
+			c.state = stDone
+		}
+		// If Cancel failed, the lock was granted meanwhile: the grant is
+		// on its way through Notify and the next turn delivers it.
+	case stSession:
+		if now.Sub(c.lastSeen) >= s.cfg.DeadPeerTimeout {
+			s.log.Info("session closed: peer silent", "remote", c.owner.Addr, "client_id", c.owner.ClientID, "timeout", s.cfg.DeadPeerTimeout)
+			c.state = stDone
+			return
+		}
+		kept := c.waits[:0]
+		for _, w := range c.waits {
+			if !w.deadline.IsZero() && !now.Before(w.deadline) && s.table.Cancel(w.h) {
+				s.table.CountTimeout()
+				c.reply(protocol.KindTimeout, w.h.Name(), 0, "")
+				continue
+			}
+			kept = append(kept, w)
+		}
+		c.waits = kept
+	}
+}
+
+// deliverGrants answers the waits that were granted since the last look.
+func (c *conn) deliverGrants() {
+	for _, h := range c.takeGranted() {
+		switch c.state {
+		case stWaiting:
+			if h == c.single {
+				c.state = stHeld
+				c.until = time.Time{}
+				c.replyGrant(h)
+			}
+		case stSession:
+			if c.dropWait(h) {
+				c.replyGrant(h)
+			}
+		}
+		// Any other state: the connection is ending and ReleaseAll frees
+		// the lock it was just given.
+	}
+}
+
+func (c *conn) dropWait(h *lockd.Holder) bool {
+	for i, w := range c.waits {
+		if w.h == h {
+			c.waits = append(c.waits[:i], c.waits[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (c *conn) replyGrant(h *lockd.Holder) {
+	switch {
+	case c.state == stSession:
+		c.reply(protocol.KindOK, h.Name(), h.Token, "")
+	case c.ext:
+		c.reply(protocol.KindOK, "", h.Token, "")
+	default:
+		c.reply(protocol.KindOK, "", 0, "")
+	}
+}
+
+// nextLine returns the next complete line in the buffer (without "\n").
+func (c *conn) nextLine() ([]byte, bool, error) {
+	if i := bytes.IndexByte(c.buf[c.r:c.w], '\n'); i >= 0 {
+		line := c.buf[c.r : c.r+i]
+		c.r += i + 1
+		return line, true, nil
+	}
+	if c.w-c.r >= c.srv.cfg.MaxLineLength {
+		return nil, false, errLineTooLong
+	}
+	return nil, false, nil
+}
+
+// compact makes room for the next read, growing the buffer up to the line
+// limit only while a long line is arriving, and going back to the small
+// embedded buffer as soon as the input is drained.
+func (c *conn) compact() {
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+		if len(c.buf) != len(c.small) {
+			c.buf = c.small[:]
+		}
+		return
+	}
+	if c.r > 0 {
+		c.w = copy(c.buf, c.buf[c.r:c.w])
+		c.r = 0
+	}
+	if c.w == len(c.buf) {
+		n := min(max(2*len(c.buf), 512), c.srv.cfg.MaxLineLength+1)
+		if n > len(c.buf) {
+			nb := make([]byte, n)
+			copy(nb, c.buf[:c.w])
+			c.buf = nb
+		}
+	}
+}
+
+func (c *conn) reply(k protocol.Kind, name string, token uint64, msg string) {
+	c.out = protocol.AppendReply(c.out, k, name, token, msg)
+}
+
+// flush writes pending answers. It reports false when the peer is gone.
+func (c *conn) flush() bool {
+	if len(c.out) == 0 {
+		return true
+	}
+	// A peer that does not read its answers only blocks its own goroutine,
+	// and not forever.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.DeadPeerTimeout))
+	_, err := c.nc.Write(c.out)
+	if cap(c.out) > 4096 {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	if err != nil {
+		c.srv.log.Debug("write failed", "remote", c.owner.Addr, "err", err)
+		return false
+	}
+	return true
+}
+
+func (c *conn) handle(line []byte) {
+	req, err := protocol.ParseRequest(line)
+	if c.state == stHeld || c.state == stWaiting {
+		c.handleHolding(req, err)
+		return
+	}
+	if errors.Is(err, protocol.ErrMalformed) {
+		c.srv.log.Debug("bad request", "remote", c.owner.Addr)
+		c.reply(protocol.KindBadRequest, "", 0, "")
+		c.endUnlessSession()
+		return
+	}
+	if c.state == stSession {
+		c.handleSession(req, err)
+		return
+	}
+	switch req.Action {
+	case protocol.ActLock:
+		c.handleFirstLock(req, err)
+	case protocol.ActPing:
+		c.reply(protocol.KindPong, "", 0, "")
+		c.state = stDone
+	case protocol.ActStats:
+		c.reply(protocol.KindStats, "", 0, c.statsJSON())
+		c.state = stDone
+	case protocol.ActHolders:
+		c.reply(protocol.KindHolders, "", 0, c.holdersJSON(req))
+		c.state = stDone
+	case protocol.ActSession:
+		if err != nil {
+			c.reply(protocol.KindErr, "", 0, err.Error())
+			c.state = stDone
+			return
+		}
+		c.owner.ClientID, c.owner.Host, c.owner.PID = req.ClientID, req.Host, req.PID
+		c.state = stSession
+		c.srv.nsessions.Add(1)
+		c.out = protocol.AppendSession(c.out, c.srv.cfg.DeadPeerTimeout)
+	case protocol.ActShutdown:
+		c.srv.log.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
+		c.reply(protocol.KindBadAction, "", 0, "")
+		c.state = stDone
+	default:
+		c.srv.log.Debug("bad action", "remote", c.owner.Addr)
+		c.reply(protocol.KindBadAction, "", 0, "")
+		c.state = stDone
+	}
+}
+
+func (c *conn) endUnlessSession() {
+	if c.state != stSession {
+		c.state = stDone
+	}
+}
+
+// handleFirstLock: a lock request on a fresh connection, legacy or extension.
+func (c *conn) handleFirstLock(req protocol.Request, perr error) {
+	s := c.srv
+	c.ext = req.Ext
+	c.owner.ClientID, c.owner.Host, c.owner.PID = req.ClientID, req.Host, req.PID
+	if !protocol.ValidName(req.Name) {
+		s.log.Info("request refused: invalid lock name", "remote", c.owner.Addr)
+		c.reply(protocol.KindErr, "", 0, "invalid lock name")
+		c.state = stDone
+		return
+	}
+	if perr != nil {
+		c.reply(protocol.KindErr, "", 0, perr.Error())
+		c.state = stDone
+		return
+	}
+	if msg := checkModes(req); msg != "" {
+		c.reply(protocol.KindErr, "", 0, msg)
+		c.state = stDone
+		return
+	}
+	h, res, err := s.table.Acquire(&c.owner, lockd.Request{Name: req.Name, Mode: req.Mode, Limit: req.Limit, Wait: req.Wait > 0})
+	switch res {
+	case lockd.Granted:
+		c.single = h
+		c.state = stHeld
+		c.replyGrant(h)
+		s.log.Debug("lock granted", "name", req.Name, "remote", c.owner.Addr, "client_id", req.ClientID, "token", h.Token)
+	case lockd.Queued:
+		c.single = h
+		c.state = stWaiting
+		if req.Wait != protocol.WaitForever {
+			c.until = time.Now().Add(req.Wait)
+		}
+	case lockd.NotGranted:
+		c.reply(protocol.KindNotGranted, "", 0, "")
+		c.state = stDone
+	case lockd.Refused:
+		if !c.ext {
+			// A legacy request gets only legacy answers.
+			c.reply(protocol.KindNotGranted, "", 0, "")
+		} else {
+			c.reply(protocol.KindErr, "", 0, refusal(err))
+		}
+		s.log.Info("lock refused", "name", req.Name, "remote", c.owner.Addr, "err", err)
+		c.state = stDone
+	}
+}
+
+func checkModes(req protocol.Request) string {
+	if req.Mode == protocol.Shared && req.Limit > 1 {
+		return "invalid limit: a shared lock has no limit"
+	}
+	return ""
+}
+
+func refusal(err error) string {
+	return err.Error()
+}
+
+// handleHolding: a line on a legacy-style connection that holds or waits.
+func (c *conn) handleHolding(req protocol.Request, perr error) {
+	if perr == nil || !errors.Is(perr, protocol.ErrMalformed) {
+		switch req.Action {
+		case protocol.ActKeepalive:
+			c.reply(protocol.KindAlive, "", 0, "")
+			return
+		case protocol.ActRelease:
+			if c.state == stHeld {
+				c.srv.table.Release(c.single)
+				c.reply(protocol.KindReleased, "", 0, "")
+				c.state = stDone
+				return
+			}
+		}
+	}
+	// Anything else, malformed lines included, leaves the lock held.
+	c.reply(protocol.KindBadAction, "", 0, "")
+}
+
+// handleSession: a request inside a session. The connection stays open.
+func (c *conn) handleSession(req protocol.Request, perr error) {
+	s := c.srv
+	switch req.Action {
+	case protocol.ActKeepalive:
+		c.reply(protocol.KindAlive, "", 0, "")
+	case protocol.ActPing:
+		c.reply(protocol.KindPong, "", 0, "")
+	case protocol.ActStats:
+		c.reply(protocol.KindStats, "", 0, c.statsJSON())
+	case protocol.ActHolders:
+		c.reply(protocol.KindHolders, "", 0, c.holdersJSON(req))
+	case protocol.ActQuit:
+		c.reply(protocol.KindBye, "", 0, "")
+		c.state = stDone
+	case protocol.ActLock:
+		if !protocol.ValidName(req.Name) {
+			c.reply(protocol.KindErr, "", 0, "invalid lock name")
+			return
+		}
+		if perr != nil {
+			c.reply(protocol.KindErr, req.Name, 0, perr.Error())
+			return
+		}
+		if msg := checkModes(req); msg != "" {
+			c.reply(protocol.KindErr, req.Name, 0, msg)
+			return
+		}
+		if s.table.Find(&c.owner, req.Name) != nil {
+			c.reply(protocol.KindErr, req.Name, 0, "already held or awaited by this session")
+			return
+		}
+		h, res, err := s.table.Acquire(&c.owner, lockd.Request{Name: req.Name, Mode: req.Mode, Limit: req.Limit, Wait: req.Wait > 0})
+		switch res {
+		case lockd.Granted:
+			c.reply(protocol.KindOK, req.Name, h.Token, "")
+		case lockd.Queued:
+			w := wait{h: h}
+			if req.Wait != protocol.WaitForever {
+				w.deadline = time.Now().Add(req.Wait)
+			}
+			c.waits = append(c.waits, w)
+		case lockd.NotGranted:
+			c.reply(protocol.KindNotGranted, req.Name, 0, "")
+		case lockd.Refused:
+			c.reply(protocol.KindErr, req.Name, 0, refusal(err))
+		}
+	case protocol.ActRelease:
+		if !protocol.ValidName(req.Name) {
+			c.reply(protocol.KindErr, "", 0, "invalid lock name")
+			return
+		}
+		h := s.table.Find(&c.owner, req.Name)
+		if h == nil {
+			c.reply(protocol.KindErr, req.Name, 0, "not held")
+			return
+		}
+		if s.table.Cancel(h) {
+			c.dropWait(h)
+			c.reply(protocol.KindCancelled, req.Name, 0, "")
+			return
+		}
+		// Held (possibly granted a moment ago: then its grant, queued by
+		// Notify, is dropped by deliverGrants because the wait is gone).
+		c.dropWait(h)
+		s.table.Release(h)
+		c.reply(protocol.KindReleased, req.Name, 0, "")
+	case protocol.ActSession:
+		c.reply(protocol.KindErr, "", 0, "already in a session")
+	default:
+		if req.Action == protocol.ActShutdown {
+			s.log.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
+		}
+		c.reply(protocol.KindBadAction, "", 0, "")
+	}
+}
+
+// logAttrs is used by tests to check log lines.
+var _ = slog.String

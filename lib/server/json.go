@@ -1,0 +1,100 @@
+package server
+
+import (
+	"encoding/json"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/tnl-lock/tnl/lib/protocol"
+)
+
+// statsJSON writes the counters in tcpnetlock's style ({"key": value, ...}),
+// whose own tests look for lock_count, maxrss, requests_count,
+// lock_acquired_count and lock_not_acquired_count.
+func (c *conn) statsJSON() string {
+	st := c.srv.Stats()
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	kv := []struct {
+		k string
+		v int64
+	}{
+		{"lock_count", st.Held},
+		{"maxrss", int64(ru.Maxrss)},
+		{"requests_count", int64(st.Requests)},
+		{"lock_acquired_count", int64(st.Acquired)},
+		{"lock_not_acquired_count", int64(st.NotAcquired)},
+		{"names", st.Names},
+		{"waiting", st.Waiting},
+		{"connections", st.Connections},
+		{"sessions", st.Sessions},
+		{"uptime_seconds", int64(st.Uptime / time.Second)},
+	}
+	b := make([]byte, 0, 256)
+	b = append(b, '{')
+	for i, e := range kv {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, '"')
+		b = append(b, e.k...)
+		b = append(b, `": `...)
+		b = strconv.AppendInt(b, e.v, 10)
+	}
+	return string(append(b, '}'))
+}
+
+// HoldersDoc is the JSON document of a holders answer. Its field names are
+// part of the protocol (and of tnl-stats --json): add, never rename.
+type HoldersDoc struct {
+	Locks     []LockDoc `json:"locks"`
+	Truncated bool      `json:"truncated,omitempty"`
+}
+
+// LockDoc is one name in a HoldersDoc.
+type LockDoc struct {
+	Name    string     `json:"name"`
+	Mode    string     `json:"mode"`
+	Limit   int        `json:"limit"`
+	Token   uint64     `json:"token"`
+	Holders []PartyDoc `json:"holders"`
+	Waiters []PartyDoc `json:"waiters"`
+}
+
+// PartyDoc is a holder or a waiter.
+type PartyDoc struct {
+	ClientID string    `json:"client_id"`
+	Host     string    `json:"host"`
+	PID      int       `json:"pid"`
+	Addr     string    `json:"addr"`
+	Mode     string    `json:"mode"`
+	Since    time.Time `json:"since"`
+	Token    uint64    `json:"token,omitempty"`
+}
+
+func (c *conn) holdersJSON(req protocol.Request) string {
+	var names []string
+	if req.HasName {
+		names = []string{req.Name}
+	}
+	max := c.srv.cfg.MaxListed
+	infos := c.srv.table.Snapshot(names, max)
+	doc := HoldersDoc{Locks: make([]LockDoc, 0, min(len(infos), max))}
+	if len(infos) > max {
+		infos, doc.Truncated = infos[:max], true
+	}
+	for _, li := range infos {
+		ld := LockDoc{Name: li.Name, Mode: li.Mode.String(), Limit: li.Limit, Token: li.Token,
+			Holders: make([]PartyDoc, 0, len(li.Holders)), Waiters: make([]PartyDoc, 0, len(li.Waiters))}
+		for _, p := range li.Holders {
+			ld.Holders = append(ld.Holders, PartyDoc{p.ClientID, p.Host, p.PID, p.Addr, p.Mode.String(), p.Since.UTC(), p.Token})
+		}
+		for _, p := range li.Waiters {
+			ld.Waiters = append(ld.Waiters, PartyDoc{p.ClientID, p.Host, p.PID, p.Addr, p.Mode.String(), p.Since.UTC(), 0})
+		}
+		doc.Locks = append(doc.Locks, ld)
+	}
+	b, _ := json.Marshal(doc)
+	return string(b)
+}

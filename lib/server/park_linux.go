@@ -1,0 +1,169 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// parker keeps idle legacy holders without a goroutine each.
+//
+// Why: tcpnetlock's clients hold a lock by keeping a connection open and
+// silent, often for hours. A goroutine blocked in Read costs its stack (4 to
+// 8 KiB once grown), several times the rest of the connection. So a holder
+// with nothing to read is registered, one-shot, with an epoll set of our own
+// (the fd stays in Go's netpoller too) and its goroutine ends. When the peer
+// sends anything or goes away, the event starts a new goroutine that goes on
+// exactly where the old one stopped.
+type parker struct {
+	epfd int
+	wake int // eventfd: ends the loop
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	byFD   []*conn
+	closed bool
+}
+
+func newParker(log *slog.Logger) *parker {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		log.Warn("epoll unavailable: idle holders keep a goroutine each", "err", err)
+		return nil
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err == nil {
+		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1})
+	}
+	if err != nil {
+		unix.Close(epfd)
+		log.Warn("eventfd unavailable: idle holders keep a goroutine each", "err", err)
+		return nil
+	}
+	p := &parker{epfd: epfd, wake: wake, log: log}
+	go p.loop()
+	return p
+}
+
+// park registers c, which holds a lock and has nothing buffered, and reports
+// whether it did. After true, c belongs to the parker until resumed.
+func (p *parker) park(c *conn) bool {
+	if c.fd < 0 {
+		return false
+	}
+	if c.fd == 0 {
+		if !c.lookupFD() {
+			c.fd = -1
+			return false
+		}
+	}
+	fd := int(c.fd)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	if fd >= len(p.byFD) {
+		n := max(2*len(p.byFD), fd+1, 1024)
+		nb := make([]*conn, n)
+		copy(nb, p.byFD)
+		p.byFD = nb
+	}
+	p.byFD[fd] = c
+	p.mu.Unlock()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(fd)}
+	op := unix.EPOLL_CTL_MOD
+	if !c.epolled {
+		op = unix.EPOLL_CTL_ADD
+	}
+	err := unix.EpollCtl(p.epfd, op, fd, &ev)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EEXIST) {
+		op ^= unix.EPOLL_CTL_ADD ^ unix.EPOLL_CTL_MOD
+		err = unix.EpollCtl(p.epfd, op, fd, &ev)
+	}
+	if err != nil {
+		p.mu.Lock()
+		p.byFD[fd] = nil
+		p.mu.Unlock()
+		return false
+	}
+	c.epolled = true
+	return true
+}
+
+func (c *conn) lookupFD() bool {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var fd int32 = -1
+	if rc.Control(func(f uintptr) { fd = int32(f) }) != nil || fd <= 0 {
+		return false
+	}
+	c.fd = fd
+	return true
+}
+
+func (p *parker) take(fd int) *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if fd < 0 || fd >= len(p.byFD) {
+		return nil
+	}
+	c := p.byFD[fd]
+	p.byFD[fd] = nil
+	return c
+}
+
+func (p *parker) loop() {
+	events := make([]unix.EpollEvent, 128)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			p.log.Error("epoll_wait failed; parked holders are resumed", "err", err)
+			p.close()
+			return
+		}
+		for _, ev := range events[:n] {
+			if ev.Fd == -1 {
+				unix.Close(p.epfd)
+				unix.Close(p.wake)
+				return
+			}
+			if c := p.take(int(ev.Fd)); c != nil {
+				go c.run()
+			}
+		}
+	}
+}
+
+// close resumes every parked connection (the caller has closed them, so they
+// end at once and release their locks) and stops the loop.
+func (p *parker) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	parked := p.byFD
+	p.byFD = nil
+	p.mu.Unlock()
+	for _, c := range parked {
+		if c != nil {
+			go c.run()
+		}
+	}
+	var one = [8]byte{1}
+	_, _ = unix.Write(p.wake, one[:])
+}

@@ -1,0 +1,265 @@
+// Package server serves the tnl wire protocol (lib/protocol) over TCP on top
+// of the lock table (lib/lockd).
+//
+// Each connection has one goroutine and nothing else: no timers, no writer
+// goroutine. Everything that concerns a connection happens on its goroutine,
+// which blocks in Read with a deadline that is the earliest of what it waits
+// for (first line, a wait timeout, a session's heartbeat). When another
+// connection's release grants one of its waiters, lockd calls Notify, which
+// only queues the grant and moves the read deadline into the past, so that a
+// slow or hostile peer can never block the goroutine that released the lock.
+//
+// It deliberately does not authenticate, encrypt or persist anything beyond
+// what lockd persists; those belong to the listener and the table.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/sockopt"
+)
+
+// Defaults for Config.
+const (
+	DefaultDeadPeerTimeout  = 30 * time.Second
+	DefaultFirstLineTimeout = 10 * time.Second
+	DefaultMaxLineLength    = 4096
+	DefaultMaxListed        = 10000
+)
+
+// Config configures a Server. The zero value is usable.
+type Config struct {
+	// DeadPeerTimeout bounds how long a vanished client keeps its locks: TCP
+	// keepalive and TCP_USER_TIMEOUT for every connection, and for sessions
+	// the longest silence allowed.
+	DeadPeerTimeout time.Duration
+	// FirstLineTimeout is how long a new connection may take to send its
+	// first complete request line.
+	FirstLineTimeout time.Duration
+	// MaxLineLength is the longest request line accepted, newline included.
+	MaxLineLength int
+	// MaxConns caps open connections; 0 means no cap.
+	MaxConns int
+	// MaxListed caps the names listed by one .holders answer, and the
+	// holders and waiters listed per name.
+	MaxListed int
+	// Logger receives the server's log lines; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is a tnl lock server.
+type Server struct {
+	cfg   Config
+	table *lockd.Table
+	log   *slog.Logger
+	start time.Time
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     *conn // intrusive list of open connections
+	closed    bool
+	wg        sync.WaitGroup
+
+	parker    *parker // nil: idle holders keep their goroutine
+
+	nconns    atomic.Int64
+	nsessions atomic.Int64
+	requests  atomic.Uint64
+}
+
+// New returns a server for table t.
+func New(t *lockd.Table, cfg Config) *Server {
+	if cfg.DeadPeerTimeout <= 0 {
+		cfg.DeadPeerTimeout = DefaultDeadPeerTimeout
+	}
+	if cfg.FirstLineTimeout <= 0 {
+		cfg.FirstLineTimeout = DefaultFirstLineTimeout
+	}
+	if cfg.MaxLineLength <= 0 {
+		cfg.MaxLineLength = DefaultMaxLineLength
+	}
+	if cfg.MaxListed <= 0 {
+		cfg.MaxListed = DefaultMaxListed
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{cfg: cfg, table: t, log: cfg.Logger, start: time.Now(), listeners: map[net.Listener]struct{}{},
+		parker: newParker(cfg.Logger)}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("server closed")
+
+// Listen opens a TCP listener on addr with the keepalive settings that go
+// with the dead-peer timeout.
+func Listen(ctx context.Context, addr string, deadPeer time.Duration) (net.Listener, error) {
+	if deadPeer <= 0 {
+		deadPeer = DefaultDeadPeerTimeout
+	}
+	lc := net.ListenConfig{KeepAliveConfig: sockopt.KeepAlive(deadPeer)}
+	return lc.Listen(ctx, "tcp", addr)
+}
+
+// Serve accepts connections on l until Shutdown or Close. It always returns
+// a non-nil error; ErrServerClosed after a shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors, for instance: back off instead
+				// of spinning, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if n := s.nconns.Add(1); s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
+			s.nconns.Add(-1)
+			s.log.Warn("connection refused: too many connections", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConns)
+			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = nc.Write([]byte("err,too many connections\n"))
+			_ = nc.Close()
+			continue
+		}
+		if err := sockopt.Apply(nc, s.cfg.DeadPeerTimeout); err != nil {
+			s.log.Debug("socket options", "err", err)
+		}
+		c := newConn(s, nc)
+		if !s.track(c) {
+			s.nconns.Add(-1)
+			_ = nc.Close()
+			return ErrServerClosed
+		}
+		s.wg.Add(1)
+		go c.serve()
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	c.lnext = s.conns
+	if s.conns != nil {
+		s.conns.lprev = c
+	}
+	s.conns = c
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	if c.lprev != nil {
+		c.lprev.lnext = c.lnext
+	} else if s.conns == c {
+		s.conns = c.lnext
+	}
+	if c.lnext != nil {
+		c.lnext.lprev = c.lprev
+	}
+	c.lnext, c.lprev = nil, nil
+	s.mu.Unlock()
+	s.nconns.Add(-1)
+}
+
+// Shutdown stops accepting, closes every connection (which releases every
+// lock and cancels every wait) and waits for the connection goroutines to end
+// or ctx to expire.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+	for c := s.conns; c != nil; c = c.lnext {
+		_ = c.nc.Close()
+	}
+	s.mu.Unlock()
+	if s.parker != nil {
+		s.parker.close()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close is Shutdown without waiting.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// Table returns the server's lock table.
+func (s *Server) Table() *lockd.Table { return s.table }
+
+// Stats are the server's counters.
+type Stats struct {
+	lockd.Counters
+	Requests    uint64
+	Connections int64
+	Sessions    int64
+	Uptime      time.Duration
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Counters:    s.table.Counters(),
+		Requests:    s.requests.Load(),
+		Connections: s.nconns.Load(),
+		Sessions:    s.nsessions.Load(),
+		Uptime:      time.Since(s.start),
+	}
+}
