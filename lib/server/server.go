@@ -67,7 +67,7 @@ type Server struct {
 	closed    bool
 	wg        sync.WaitGroup
 
-	parker    *parker // nil: idle holders keep their goroutine
+	parker *parker // nil: idle holders keep their goroutine
 
 	nconns    atomic.Int64
 	nsessions atomic.Int64
