@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
 )
 
@@ -45,33 +46,12 @@ func (c *conn) statsJSON() string {
 	return string(append(b, '}'))
 }
 
-// HoldersDoc is the JSON document of a holders answer. Its field names are
-// part of the protocol (and of tnl-stats --json): add, never rename.
-type HoldersDoc struct {
-	Locks     []LockDoc `json:"locks"`
-	Truncated bool      `json:"truncated,omitempty"`
-}
-
-// LockDoc is one name in a HoldersDoc.
-type LockDoc struct {
-	Name    string     `json:"name"`
-	Mode    string     `json:"mode"`
-	Limit   int        `json:"limit"`
-	Token   uint64     `json:"token"`
-	Holders []PartyDoc `json:"holders"`
-	Waiters []PartyDoc `json:"waiters"`
-}
-
-// PartyDoc is a holder or a waiter.
-type PartyDoc struct {
-	ClientID string    `json:"client_id"`
-	Host     string    `json:"host"`
-	PID      int       `json:"pid"`
-	Addr     string    `json:"addr"`
-	Mode     string    `json:"mode"`
-	Since    time.Time `json:"since"`
-	Token    uint64    `json:"token,omitempty"`
-}
+// The holders document types live in lib/protocol, shared with clients.
+type (
+	HoldersDoc = protocol.HoldersDoc
+	LockDoc    = protocol.LockDoc
+	PartyDoc   = protocol.PartyDoc
+)
 
 func (c *conn) holdersJSON(req protocol.Request) string {
 	var names []string
@@ -88,13 +68,17 @@ func (c *conn) holdersJSON(req protocol.Request) string {
 		ld := LockDoc{Name: li.Name, Mode: li.Mode.String(), Limit: li.Limit, Token: li.Token,
 			Holders: make([]PartyDoc, 0, len(li.Holders)), Waiters: make([]PartyDoc, 0, len(li.Waiters))}
 		for _, p := range li.Holders {
-			ld.Holders = append(ld.Holders, PartyDoc{p.ClientID, p.Host, p.PID, p.Addr, p.Mode.String(), p.Since.UTC(), p.Token})
+			ld.Holders = append(ld.Holders, partyDoc(p))
 		}
 		for _, p := range li.Waiters {
-			ld.Waiters = append(ld.Waiters, PartyDoc{p.ClientID, p.Host, p.PID, p.Addr, p.Mode.String(), p.Since.UTC(), 0})
+			ld.Waiters = append(ld.Waiters, partyDoc(p))
 		}
 		doc.Locks = append(doc.Locks, ld)
 	}
 	b, _ := json.Marshal(doc)
 	return string(b)
+}
+
+func partyDoc(p lockd.Party) PartyDoc {
+	return PartyDoc{ClientID: p.ClientID, Host: p.Host, PID: p.PID, Addr: p.Addr, Mode: p.Mode.String(), Since: p.Since.UTC(), Token: p.Token}
 }

@@ -1,0 +1,692 @@
+// Package client is the Go client of tnl-server: one session (one TCP
+// connection) that holds any number of locks, with heartbeats both ways.
+//
+//	c, err := client.Dial(ctx, client.Options{Addr: "10.0.0.5:7654"})
+//	lease, err := c.Lock(ctx, "nightly-backup", client.LockOptions{Wait: 5 * time.Minute})
+//	defer lease.Release()
+//	select { case <-lease.Done(): /* lost: lease.Err() says why */ ... }
+//
+// Lock loss is honest and early: the client sends a heartbeat every sixth of
+// the dead-peer timeout and declares every lease lost when the server has
+// been silent for half of it, so that a program can stop its work before the
+// server (which waits the whole timeout) could grant the lock to anyone else.
+//
+// It deliberately does not retry or reconnect: a lease lost is lost, and
+// a new Dial makes a new session, which is what lock users must reason about.
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/sockopt"
+)
+
+// DefaultAddr is where tnl-server listens unless told otherwise.
+const DefaultAddr = "127.0.0.1:7654"
+
+// Forever, as LockOptions.Wait, waits without a time limit.
+const Forever = protocol.WaitForever
+
+// Errors a Lock, a Lease or a Client can report. Test with errors.Is.
+var (
+	ErrNotGranted = errors.New("lock not granted: held by someone else")
+	ErrTimeout    = errors.New("lock not granted: the wait timed out")
+	ErrLost       = errors.New("lock lost")
+	ErrReleased   = errors.New("lock released")
+	ErrClosed     = errors.New("client closed")
+)
+
+// ServerError is an "err,..." answer: the server refused the request.
+type ServerError struct {
+	Name string
+	Msg  string
+}
+
+func (e *ServerError) Error() string {
+	if e.Name != "" {
+		return "server refused " + e.Name + ": " + e.Msg
+	}
+	return "server refused: " + e.Msg
+}
+
+// Options configure Dial. The zero value talks to DefaultAddr.
+type Options struct {
+	Addr     string // HOST:PORT
+	ClientID string // shown to others; default user@host
+	Host     string // default os.Hostname()
+	PID      int    // default os.Getpid()
+	// DialTimeout bounds connecting and opening the session; default 10s.
+	DialTimeout time.Duration
+	// DeadPeerTimeout is the server's bound on a vanished client keeping
+	// its locks (default 30s; the server's own value is used if smaller).
+	// Leases are declared lost after half of it without a word from the
+	// server.
+	DeadPeerTimeout time.Duration
+	// Dial, if set, opens the connection (TLS, tests). Default net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Logger gets debug lines about heartbeats and loss; default discards.
+	Logger *slog.Logger
+}
+
+// LockOptions say how to ask for a lock.
+type LockOptions struct {
+	// Wait is how long to wait in the server's FIFO queue: 0 tries once,
+	// Forever waits without limit. The context can end a wait sooner.
+	Wait time.Duration
+	// Shared asks for a shared (reader) lock instead of an exclusive one.
+	Shared bool
+	// Limit makes the lock a semaphore of Limit holders (exclusive only).
+	Limit int
+}
+
+// Client is an open session with tnl-server. It is safe for concurrent use.
+type Client struct {
+	opts     Options
+	nc       net.Conn
+	log      *slog.Logger
+	deadPeer time.Duration
+
+	wmu sync.Mutex // serialises writes
+
+	mu       sync.Mutex
+	calls    map[string]*call  // lock requests in flight, by name
+	releases map[string]*call  // release requests in flight, by name
+	leases   map[string]*Lease // held
+	queries  []*call           // .ping/.stats/.holders, answered in order
+	err      error             // why the session ended
+
+	done chan struct{}
+}
+
+type call struct {
+	name      string
+	cancelled bool // the caller gave up; a grant is released at once
+	reply     protocol.Reply
+	err       error
+	done      chan struct{}
+}
+
+// Dial connects to the server and opens a session.
+func Dial(ctx context.Context, o Options) (*Client, error) {
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	if o.DeadPeerTimeout <= 0 {
+		o.DeadPeerTimeout = 30 * time.Second
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	if o.PID == 0 {
+		o.PID = os.Getpid()
+	}
+	if o.ClientID == "" {
+		o.ClientID = DefaultClientID()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	dctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
+	defer cancel()
+	dial := o.Dial
+	if dial == nil {
+		d := &net.Dialer{KeepAliveConfig: sockopt.KeepAlive(o.DeadPeerTimeout / 2)}
+		dial = d.DialContext
+	}
+	nc, err := dial(dctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach server %s: %w", o.Addr, unwrapOp(err))
+	}
+	_ = sockopt.Apply(nc, o.DeadPeerTimeout/2)
+	c := &Client{
+		opts: o, nc: nc, log: o.Logger,
+		calls: map[string]*call{}, releases: map[string]*call{}, leases: map[string]*Lease{},
+		done: make(chan struct{}),
+	}
+	r := bufio.NewReaderSize(nc, 4096)
+	if dl, ok := dctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	hello := fmt.Sprintf(".session,client-id:%s,host:%s,pid:%d\n", clean(o.ClientID), clean(o.Host), o.PID)
+	if _, err := nc.Write([]byte(hello)); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cannot talk to server %s: %w", o.Addr, unwrapOp(err))
+	}
+	b, err := r.ReadSlice('\n')
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) || dctx.Err() != nil {
+			return nil, fmt.Errorf("cannot talk to server %s: no answer within %v", o.Addr, o.DialTimeout)
+		}
+		return nil, fmt.Errorf("cannot talk to server %s: %w", o.Addr, unwrapOp(err))
+	}
+	rep, err := protocol.ParseReply(b)
+	if err != nil || rep.Kind != protocol.KindSession {
+		nc.Close()
+		if rep.Kind == protocol.KindErr {
+			return nil, fmt.Errorf("server %s refused the session: %w", o.Addr, &ServerError{Msg: rep.Msg})
+		}
+		return nil, fmt.Errorf("server %s does not speak the tnl session protocol (answered %q)", o.Addr, trimNL(b))
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c.deadPeer = o.DeadPeerTimeout
+	if rep.DeadPeer > 0 && rep.DeadPeer < c.deadPeer {
+		c.deadPeer = rep.DeadPeer
+	}
+	go c.readLoop(r)
+	go c.heartbeat()
+	return c, nil
+}
+
+// DefaultClientID is user@host, the id sent when none is given.
+func DefaultClientID() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	if name == "" {
+		name = strconv.Itoa(os.Getuid())
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+// ValidName returns an error unless name is a valid lock name.
+func ValidName(name string) error {
+	if !protocol.ValidName(name) {
+		return fmt.Errorf("invalid lock name %q: use letters, digits, '_' and '-' (and '.', '/', ':', '@' after the first), at most %d bytes", name, protocol.MaxNameLen)
+	}
+	return nil
+}
+
+// clean keeps separators out of informational values: a ',' or a newline
+// must never turn into another key or another request.
+func clean(s string) string {
+	b := []byte(s)
+	for i, ch := range b {
+		if ch == ',' || ch < 0x20 || ch == 0x7f {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func trimNL(b []byte) string {
+	s := string(b)
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func unwrapOp(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		var se *os.SyscallError
+		if errors.As(oe.Err, &se) {
+			return se.Err
+		}
+		return oe.Err
+	}
+	return err
+}
+
+// DeadPeerTimeout is the timeout in force: the smaller of the client's and
+// the server's. Leases are declared lost after half of it in silence.
+func (c *Client) DeadPeerTimeout() time.Duration { return c.deadPeer }
+
+// Addr is the server's address.
+func (c *Client) Addr() string { return c.opts.Addr }
+
+// Done is closed when the session ends (Close, or the server lost).
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err says why the session ended, or nil while it is open.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close ends the session; the server releases everything it held.
+func (c *Client) Close() error {
+	c.fail(ErrClosed)
+	return nil
+}
+
+func (c *Client) write(line string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	select {
+	case <-c.done:
+		return c.Err()
+	default:
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.deadPeer / 2))
+	if _, err := c.nc.Write([]byte(line)); err != nil {
+		c.fail(fmt.Errorf("%w: cannot write to server %s: %v", ErrLost, c.opts.Addr, unwrapOp(err)))
+		return c.Err()
+	}
+	return nil
+}
+
+// heartbeat keeps the session alive and lets readLoop notice a silent server.
+func (c *Client) heartbeat() {
+	t := time.NewTicker(max(c.deadPeer/6, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			if c.write(".keepalive\n") != nil {
+				return
+			}
+		}
+	}
+}
+
+// readLoop reads every answer. Its read deadline is the loss detector: half
+// the dead-peer timeout after the last line from the server, every lease is
+// lost, well before the server could give the locks to anyone else.
+func (c *Client) readLoop(r *bufio.Reader) {
+	silence := c.deadPeer / 2
+	for {
+		_ = c.nc.SetReadDeadline(time.Now().Add(silence))
+		b, err := readLine(r)
+		if err != nil {
+			var cause error
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				cause = fmt.Errorf("%w: no word from server %s for %v", ErrLost, c.opts.Addr, silence)
+			case errors.Is(err, errLongLine):
+				cause = fmt.Errorf("%w: server %s sent an overlong line", ErrLost, c.opts.Addr)
+			default:
+				cause = fmt.Errorf("%w: connection to server %s ended: %v", ErrLost, c.opts.Addr, unwrapOp(err))
+			}
+			c.fail(cause)
+			return
+		}
+		rep, err := protocol.ParseReply(b)
+		if err != nil {
+			c.fail(fmt.Errorf("%w: server %s sent %q", ErrLost, c.opts.Addr, trimNL(b)))
+			return
+		}
+		c.dispatch(rep)
+	}
+}
+
+var errLongLine = errors.New("line too long")
+
+// readLine reads one line; holders answers can be long, but not unbounded.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	const maxLine = 64 << 20
+	b, err := r.ReadSlice('\n')
+	if err == nil || !errors.Is(err, bufio.ErrBufferFull) {
+		return b, err
+	}
+	long := append([]byte(nil), b...)
+	for {
+		b, err = r.ReadSlice('\n')
+		long = append(long, b...)
+		if len(long) > maxLine {
+			return nil, errLongLine
+		}
+		if err == nil || !errors.Is(err, bufio.ErrBufferFull) {
+			return long, err
+		}
+	}
+}
+
+func (c *Client) dispatch(rep protocol.Reply) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch rep.Kind {
+	case protocol.KindAlive:
+		return
+	case protocol.KindOK, protocol.KindNotGranted, protocol.KindTimeout:
+		cl := c.calls[rep.Name]
+		if cl == nil {
+			return
+		}
+		delete(c.calls, rep.Name)
+		if rep.Kind == protocol.KindOK && cl.cancelled {
+			// The caller gave up while the grant was on its way; its
+			// release (already sent) will be answered "released".
+			return
+		}
+		cl.reply = rep
+		close(cl.done)
+	case protocol.KindReleased, protocol.KindCancelled:
+		if cl := c.releases[rep.Name]; cl != nil {
+			delete(c.releases, rep.Name)
+			cl.reply = rep
+			close(cl.done)
+		}
+		if cl := c.calls[rep.Name]; cl != nil && cl.cancelled {
+			delete(c.calls, rep.Name)
+			cl.reply = rep
+			close(cl.done)
+		}
+	case protocol.KindErr:
+		se := &ServerError{Name: rep.Name, Msg: rep.Msg}
+		if cl := c.calls[rep.Name]; rep.Name != "" && cl != nil {
+			delete(c.calls, rep.Name)
+			cl.err = se
+			close(cl.done)
+			return
+		}
+		if cl := c.releases[rep.Name]; rep.Name != "" && cl != nil {
+			delete(c.releases, rep.Name)
+			cl.err = se
+			close(cl.done)
+			return
+		}
+		if rep.Name == "" && len(c.queries) > 0 {
+			c.popQuery(rep, se)
+		}
+	case protocol.KindPong, protocol.KindStats, protocol.KindHolders:
+		c.popQuery(rep, nil)
+	}
+}
+
+func (c *Client) popQuery(rep protocol.Reply, err error) {
+	if len(c.queries) == 0 {
+		return
+	}
+	q := c.queries[0]
+	c.queries = c.queries[1:]
+	q.reply, q.err = rep, err
+	close(q.done)
+}
+
+// fail ends the session with cause: every call fails, every lease is lost.
+func (c *Client) fail(cause error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = cause
+	close(c.done)
+	calls, releases, leases, queries := c.calls, c.releases, c.leases, c.queries
+	c.calls, c.releases, c.leases, c.queries = map[string]*call{}, map[string]*call{}, map[string]*Lease{}, nil
+	c.mu.Unlock()
+	_ = c.nc.Close()
+	for _, cl := range calls {
+		cl.err = cause
+		close(cl.done)
+	}
+	for _, cl := range releases {
+		cl.err = cause
+		close(cl.done)
+	}
+	for _, q := range queries {
+		q.err = cause
+		close(q.done)
+	}
+	for _, l := range leases {
+		if errors.Is(cause, ErrClosed) {
+			l.end(ErrReleased)
+		} else {
+			l.end(cause)
+		}
+	}
+	if !errors.Is(cause, ErrClosed) {
+		c.log.Debug("session ended", "server", c.opts.Addr, "cause", cause)
+	}
+}
+
+// Lock asks for name. It returns a held Lease, or ErrNotGranted (held and
+// Wait was 0), ErrTimeout (the wait ran out), ctx.Err() (the context ended
+// the wait; the server's queue is left at once), a *ServerError, or an error
+// about the connection (wrapping ErrLost when the session ended).
+func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lease, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	if o.Shared && o.Limit > 1 {
+		return nil, errors.New("a shared lock has no limit")
+	}
+	if o.Limit < 0 || o.Limit > protocol.MaxLimit {
+		return nil, fmt.Errorf("invalid limit %d: want 1 to %d", o.Limit, protocol.MaxLimit)
+	}
+	if o.Wait < 0 {
+		return nil, fmt.Errorf("invalid wait %v: want >= 0", o.Wait)
+	}
+	line := "lock,name:" + name
+	if o.Wait > 0 {
+		line += ",wait:" + protocol.FormatWait(o.Wait)
+	}
+	if o.Shared {
+		line += ",mode:shared"
+	}
+	if o.Limit > 1 {
+		line += ",limit:" + strconv.Itoa(o.Limit)
+	}
+	cl := &call{name: name, done: make(chan struct{})}
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return nil, c.err
+	}
+	if c.calls[name] != nil || c.leases[name] != nil || c.releases[name] != nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("lock %s: already held or awaited by this client", name)
+	}
+	c.calls[name] = cl
+	c.mu.Unlock()
+	if err := c.write(line + "\n"); err != nil {
+		return nil, err
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		c.mu.Lock()
+		pending := c.calls[name] == cl
+		if pending {
+			cl.cancelled = true
+		}
+		c.mu.Unlock()
+		if pending {
+			// Leave the queue; a grant racing with this is released by the
+			// same request (the server answers "released" then).
+			_ = c.write("release,name:" + name + "\n")
+			<-cl.done
+			if cl.err == nil || errors.Is(cl.err, ErrLost) {
+				return nil, ctx.Err()
+			}
+			return nil, cl.err
+		}
+		<-cl.done
+	}
+	if cl.err != nil {
+		return nil, cl.err
+	}
+	switch cl.reply.Kind {
+	case protocol.KindOK:
+		l := &Lease{c: c, name: name, token: cl.reply.Token, done: make(chan struct{})}
+		c.mu.Lock()
+		if c.err != nil {
+			c.mu.Unlock()
+			return nil, c.err
+		}
+		c.leases[name] = l
+		c.mu.Unlock()
+		return l, nil
+	case protocol.KindNotGranted:
+		return nil, ErrNotGranted
+	case protocol.KindTimeout:
+		return nil, ErrTimeout
+	}
+	return nil, ctx.Err()
+}
+
+// query sends a request answered in order (.ping, .stats, .holders).
+func (c *Client) query(ctx context.Context, line string) (protocol.Reply, error) {
+	q := &call{done: make(chan struct{})}
+	c.wmu.Lock() // the order of queries must match the order on the wire
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		c.wmu.Unlock()
+		return protocol.Reply{}, c.err
+	}
+	c.queries = append(c.queries, q)
+	c.mu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.deadPeer / 2))
+	_, err := c.nc.Write([]byte(line))
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(fmt.Errorf("%w: cannot write to server %s: %v", ErrLost, c.opts.Addr, unwrapOp(err)))
+		return protocol.Reply{}, c.Err()
+	}
+	select {
+	case <-q.done:
+		return q.reply, q.err
+	case <-ctx.Done():
+		return protocol.Reply{}, ctx.Err()
+	}
+}
+
+// Ping asks the server for a pong.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.query(ctx, ".ping\n")
+	return err
+}
+
+// Stats returns the server's counters (lock_count, requests_count, ...).
+func (c *Client) Stats(ctx context.Context) (map[string]int64, error) {
+	rep, err := c.query(ctx, ".stats\n")
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]int64
+	if err := json.Unmarshal([]byte(rep.Msg), &m); err != nil {
+		return nil, fmt.Errorf("server %s sent unreadable stats: %w", c.opts.Addr, err)
+	}
+	return m, nil
+}
+
+// LockInfo is one name with its holders and waiters (in queue order).
+type LockInfo = protocol.LockDoc
+
+// Holder is one holder or waiter in a LockInfo.
+type Holder = protocol.PartyDoc
+
+// Holders returns who holds and who waits for the given names, or for every
+// name when none is given. Names nobody holds or waits for are left out. The
+// bool reports whether the server truncated a long list.
+func (c *Client) Holders(ctx context.Context, names ...string) ([]LockInfo, bool, error) {
+	if len(names) == 0 {
+		return c.holders(ctx, ".holders\n")
+	}
+	var out []LockInfo
+	trunc := false
+	for _, n := range names {
+		if err := ValidName(n); err != nil {
+			return nil, false, err
+		}
+		li, t, err := c.holders(ctx, ".holders,name:"+n+"\n")
+		if err != nil {
+			return nil, false, err
+		}
+		out, trunc = append(out, li...), trunc || t
+	}
+	return out, trunc, nil
+}
+
+func (c *Client) holders(ctx context.Context, line string) ([]LockInfo, bool, error) {
+	rep, err := c.query(ctx, line)
+	if err != nil {
+		return nil, false, err
+	}
+	var doc protocol.HoldersDoc
+	if err := json.Unmarshal([]byte(rep.Msg), &doc); err != nil {
+		return nil, false, fmt.Errorf("server %s sent an unreadable holders list: %w", c.opts.Addr, err)
+	}
+	return doc.Locks, doc.Truncated, nil
+}
+
+// Lease is a held lock.
+type Lease struct {
+	c     *Client
+	name  string
+	token uint64
+
+	once sync.Once
+	mu   sync.Mutex
+	err  error
+	done chan struct{}
+}
+
+// Name is the lock's name.
+func (l *Lease) Name() string { return l.name }
+
+// Token is the fencing token of the grant: larger than that of every earlier
+// grant of the same name, also across server restarts (with --state-dir).
+func (l *Lease) Token() uint64 { return l.token }
+
+// Done is closed when the lease ends: released, or lost.
+func (l *Lease) Done() <-chan struct{} { return l.done }
+
+// Err is nil while the lease is held, ErrReleased after Release, and an
+// error wrapping ErrLost when the lock was lost.
+func (l *Lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+func (l *Lease) end(err error) {
+	l.once.Do(func() {
+		l.mu.Lock()
+		l.err = err
+		l.mu.Unlock()
+		close(l.done)
+	})
+}
+
+// Release gives the lock back and waits for the server to confirm. Releasing
+// a lease that has ended already returns its Err (nil after a release).
+func (l *Lease) Release() error {
+	c := l.c
+	c.mu.Lock()
+	if c.leases[l.name] != l {
+		c.mu.Unlock()
+		if err := l.Err(); err != nil && !errors.Is(err, ErrReleased) {
+			return err
+		}
+		return nil
+	}
+	delete(c.leases, l.name)
+	cl := &call{name: l.name, done: make(chan struct{})}
+	c.releases[l.name] = cl
+	c.mu.Unlock()
+	if err := c.write("release,name:" + l.name + "\n"); err != nil {
+		l.end(err)
+		return err
+	}
+	<-cl.done
+	if cl.err != nil {
+		l.end(cl.err)
+		return cl.err
+	}
+	l.end(ErrReleased)
+	return nil
+}
