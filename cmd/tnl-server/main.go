@@ -3,6 +3,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +37,11 @@ type cli struct {
 	MaxLineLength    int              `help:"Longest request line accepted, in bytes." default:"4096"`
 	MaxConns         int              `help:"Refuse connections beyond this many (0: no cap)." default:"0"`
 	MaxWaiters       int              `help:"Refuse waiters beyond this many per lock name (0: no cap)." default:"10000"`
+	AuthTokenFile    string           `help:"Require the shared secret in FILE from every client (.ping excepted)." env:"TNL_AUTH_TOKEN_FILE" placeholder:"FILE" type:"existingfile"`
+	AdminTokenFile   string           `help:"Allow .break and .server-shutdown to clients that send the secret in FILE." env:"TNL_ADMIN_TOKEN_FILE" placeholder:"FILE" type:"existingfile"`
+	TLSCert          string           `name:"tls-cert" help:"Serve TLS (1.3 or later) with this certificate (PEM)." placeholder:"FILE" type:"existingfile"`
+	TLSKey           string           `name:"tls-key" help:"Private key (PEM) of --tls-cert." placeholder:"FILE" type:"existingfile"`
+	TLSClientCA      string           `name:"tls-client-ca" help:"Require client certificates signed by these CAs (PEM)." placeholder:"FILE" type:"existingfile"`
 	LogFormat        string           `help:"Log format: text or json." enum:"text,json" default:"text"`
 	LogLevel         string           `help:"Log level: debug, info, warn or error." enum:"debug,info,warn,error" default:"info"`
 	Info             bool             `help:"Same as --log-level info (tcpnetlock spelling)."`
@@ -104,23 +111,45 @@ func serve(c *cli, stderr io.Writer) error {
 	} else {
 		log.Warn("no --state-dir: fencing tokens start from 1 again after a restart")
 	}
+	auth, err := readSecret(c.AuthTokenFile, "--auth-token-file", log)
+	if err != nil {
+		return err
+	}
+	admin, err := readSecret(c.AdminTokenFile, "--admin-token-file", log)
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := serverTLS(c)
+	if err != nil {
+		return err
+	}
+	if auth != "" && tlsConfig == nil {
+		log.Warn("--auth-token-file without TLS: the secret crosses the network in clear text")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	table := lockd.New(lockd.Options{Tokens: tokens, MaxWaiters: c.MaxWaiters})
 	srv := server.New(table, server.Config{
 		DeadPeerTimeout:  c.DeadPeerTimeout,
 		FirstLineTimeout: c.FirstLineTimeout,
 		MaxLineLength:    c.MaxLineLength,
 		MaxConns:         c.MaxConns,
+		AuthToken:        auth,
+		AdminToken:       admin,
+		OnShutdown:       stop,
 		Logger:           log,
 	})
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	l, err := server.Listen(ctx, addr, c.DeadPeerTimeout)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", addr, unwrapOp(err))
 	}
+	if tlsConfig != nil {
+		l = tls.NewListener(l, tlsConfig)
+	}
 	logFileLimit(log)
-	log.Info("listening", "addr", l.Addr().String(), "version", versionString(), "dead_peer_timeout", c.DeadPeerTimeout)
+	log.Info("listening", "addr", l.Addr().String(), "version", versionString(), "dead_peer_timeout", c.DeadPeerTimeout,
+		"tls", tlsConfig != nil, "auth", auth != "")
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
@@ -138,6 +167,56 @@ func serve(c *cli, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// readSecret reads a token file: the whole file, surrounding white space
+// removed. Secrets never come from the command line, where ps shows them.
+func readSecret(path, flag string, log *slog.Logger) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", &exitError{2, fmt.Errorf("%s: %w", flag, err)}
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || strings.ContainsAny(tok, ",\n\r") {
+		return "", &exitError{2, fmt.Errorf("%s %s: want one line without commas", flag, path)}
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("secret file is readable by others", "file", path, "mode", fi.Mode().Perm().String())
+	}
+	return tok, nil
+}
+
+func serverTLS(c *cli) (*tls.Config, error) {
+	if c.TLSCert == "" && c.TLSKey == "" {
+		if c.TLSClientCA != "" {
+			return nil, &exitError{2, errors.New("--tls-client-ca needs --tls-cert and --tls-key")}
+		}
+		return nil, nil
+	}
+	if c.TLSCert == "" || c.TLSKey == "" {
+		return nil, &exitError{2, errors.New("--tls-cert and --tls-key go together")}
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, &exitError{2, fmt.Errorf("--tls-cert/--tls-key: %w", err)}
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+	if c.TLSClientCA != "" {
+		pem, err := os.ReadFile(c.TLSClientCA)
+		if err != nil {
+			return nil, &exitError{2, fmt.Errorf("--tls-client-ca: %w", err)}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &exitError{2, fmt.Errorf("--tls-client-ca %s: no PEM certificate found", c.TLSClientCA)}
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
 // listenAddr combines --listen and --port: tcpnetlock's --listen is a host.

@@ -18,9 +18,11 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -74,7 +76,11 @@ type Options struct {
 	// Leases are declared lost after half of it without a word from the
 	// server.
 	DeadPeerTimeout time.Duration
-	// Dial, if set, opens the connection (TLS, tests). Default net.Dialer.
+	// AuthToken is the server's shared secret, when it asks for one.
+	AuthToken string
+	// TLS, when set, makes the connection TLS with this configuration.
+	TLS *tls.Config
+	// Dial, if set, opens the connection (tests). Default net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger gets debug lines about heartbeats and loss; default discards.
 	Logger *slog.Logger
@@ -148,11 +154,10 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		d := &net.Dialer{KeepAliveConfig: sockopt.KeepAlive(o.DeadPeerTimeout / 2)}
 		dial = d.DialContext
 	}
-	nc, err := dial(dctx, "tcp", o.Addr)
+	nc, err := connect(dctx, &o, dial)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach server %s: %w", o.Addr, unwrapOp(err))
+		return nil, err
 	}
-	_ = sockopt.Apply(nc, o.DeadPeerTimeout/2)
 	c := &Client{
 		opts: o, nc: nc, log: o.Logger,
 		calls: map[string]*call{}, releases: map[string]*call{}, leases: map[string]*Lease{},
@@ -162,7 +167,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if dl, ok := dctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	hello := fmt.Sprintf(".session,client-id:%s,host:%s,pid:%d\n", clean(o.ClientID), clean(o.Host), o.PID)
+	hello := fmt.Sprintf(".session,client-id:%s,host:%s,pid:%d%s\n", clean(o.ClientID), clean(o.Host), o.PID, authKey(o.AuthToken))
 	if _, err := nc.Write([]byte(hello)); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("cannot talk to server %s: %w", o.Addr, unwrapOp(err))
@@ -191,6 +196,93 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	go c.readLoop(r)
 	go c.heartbeat()
 	return c, nil
+}
+
+// connect dials, applies the dead-peer socket options and does the TLS
+// handshake, within ctx.
+func connect(ctx context.Context, o *Options, dial func(context.Context, string, string) (net.Conn, error)) (net.Conn, error) {
+	nc, err := dial(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach server %s: %w", o.Addr, unwrapOp(err))
+	}
+	_ = sockopt.Apply(nc, o.DeadPeerTimeout/2)
+	if o.TLS != nil {
+		cfg := o.TLS.Clone()
+		if cfg.ServerName == "" {
+			if host, _, err := net.SplitHostPort(o.Addr); err == nil {
+				cfg.ServerName = host
+			}
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("cannot talk to server %s: TLS: %w", o.Addr, unwrapOp(err))
+		}
+		nc = tc
+	}
+	return nc, nil
+}
+
+func authKey(token string) string {
+	if token == "" {
+		return ""
+	}
+	return ",auth:" + clean(token)
+}
+
+// Break takes name away from its holders, as an operator does with a lock
+// held by a live but stuck client (the holders' tnl-do stop their commands).
+// It needs the server's admin token, and reports how it went as an error:
+// nil when something was broken, a *ServerError otherwise.
+func Break(ctx context.Context, o Options, name, adminToken string) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	return oneShot(ctx, o, ".break,name:"+name+authKey(adminToken), protocol.KindReleased)
+}
+
+// oneShot sends one request on a fresh connection and reads its answer.
+func oneShot(ctx context.Context, o Options, line string, want protocol.Kind) error {
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	if o.DeadPeerTimeout <= 0 {
+		o.DeadPeerTimeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
+	defer cancel()
+	dial := o.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	nc, err := connect(ctx, &o, dial)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(nc, line+"\n"); err != nil {
+		return fmt.Errorf("cannot talk to server %s: %w", o.Addr, unwrapOp(err))
+	}
+	b, err := readLine(bufio.NewReader(nc))
+	if err != nil {
+		return fmt.Errorf("cannot talk to server %s: %w", o.Addr, unwrapOp(err))
+	}
+	rep, err := protocol.ParseReply(b)
+	switch {
+	case err != nil:
+		return fmt.Errorf("server %s sent %q", o.Addr, trimNL(b))
+	case rep.Kind == want:
+		return nil
+	case rep.Kind == protocol.KindErr:
+		return &ServerError{Name: rep.Name, Msg: rep.Msg}
+	}
+	return &ServerError{Name: rep.Name, Msg: rep.Kind.String()}
 }
 
 // DefaultClientID is user@host, the id sent when none is given.
@@ -402,6 +494,12 @@ func (c *Client) dispatch(rep protocol.Reply) {
 		}
 	case protocol.KindPong, protocol.KindStats, protocol.KindHolders:
 		c.popQuery(rep, nil)
+	case protocol.KindLost:
+		// An operator broke the lock (tnl-stats --break).
+		if l := c.leases[rep.Name]; l != nil {
+			delete(c.leases, rep.Name)
+			go l.end(fmt.Errorf("%w: broken by an operator on server %s", ErrLost, c.opts.Addr))
+		}
 	}
 }
 

@@ -111,7 +111,8 @@ type entry struct {
 	nexcl  int32         // exclusive holders + exclusive waiters
 	nheld  int32
 	nqueue int32
-	held   *Holder // doubly linked, newest first
+	held   *Holder // doubly linked, oldest first, so Snapshot can bound it
+	htail  *Holder
 	qhead  *Holder
 	qtail  *Holder
 	token  uint64 // latest grant
@@ -246,8 +247,10 @@ func (t *Table) Acquire(o *Owner, r Request) (*Holder, Result, error) {
 		e.qtail = h
 	}
 	e.nqueue++
-	s.mu.Unlock()
+	// Counted before the unlock: a release on another goroutine may grant
+	// h and take it off the count as soon as the mutex is free.
 	t.waiting.Add(1)
+	s.mu.Unlock()
 	o.link(h)
 	return h, Queued, nil
 }
@@ -275,12 +278,14 @@ func (t *Table) grant(e *entry, h *Holder) {
 	h.since = t.now()
 	e.token = h.Token
 	e.mode = h.Mode
-	h.prev = nil
-	h.next = e.held
-	if e.held != nil {
-		e.held.prev = h
+	h.next = nil
+	h.prev = e.htail
+	if e.htail != nil {
+		e.htail.next = h
+	} else {
+		e.held = h
 	}
-	e.held = h
+	e.htail = h
 	e.nheld++
 	t.held.Add(1)
 }
@@ -305,6 +310,8 @@ func (t *Table) Release(h *Holder) (wasHeld bool) {
 		}
 		if h.next != nil {
 			h.next.prev = h.prev
+		} else {
+			e.htail = h.prev
 		}
 		e.nheld--
 		t.held.Add(-1)
@@ -397,6 +404,52 @@ func (t *Table) notify(granted []*Holder) {
 		t.waiting.Add(-1)
 		g.Owner.Notifier.Notify(g)
 	}
+}
+
+// Breaker is implemented by Notifiers that want to hear when an operator
+// breaks one of their locks (Break).
+type Breaker interface {
+	Broken(h *Holder)
+}
+
+// Break takes name away from all its holders, as an operator does with a
+// lock held by a live but stuck client, and grants the waiters that can now
+// go. Each holder's owner is told through Breaker, if its Notifier is one.
+// It returns how many holders lost the lock.
+func (t *Table) Break(name string) int {
+	s := t.shard(name)
+	var one [4]*Holder
+	s.mu.Lock()
+	e := s.m[name]
+	if e == nil || e.nheld == 0 {
+		s.mu.Unlock()
+		return 0
+	}
+	var broken []*Holder
+	for h := e.held; h != nil; {
+		next := h.next
+		if h.Mode == protocol.Exclusive {
+			e.nexcl--
+		}
+		h.state = stateGone
+		h.next, h.prev = nil, nil
+		broken = append(broken, h)
+		h = next
+	}
+	e.held = nil
+	t.held.Add(-int64(e.nheld))
+	e.nheld = 0
+	granted := t.serveQueue(e, one[:0])
+	t.dropIfIdle(s, e)
+	s.mu.Unlock()
+	for _, h := range broken {
+		h.Owner.unlink(h)
+		if b, ok := h.Owner.Notifier.(Breaker); ok {
+			b.Broken(h)
+		}
+	}
+	t.notify(granted)
+	return len(broken)
 }
 
 // Find returns o's Holder (held or waiting) for name, or nil.
@@ -529,15 +582,12 @@ func (t *Table) Snapshot(names []string, maxParties int) []LockInfo {
 	var out []LockInfo
 	collect := func(e *entry) {
 		li := LockInfo{Name: e.name, Mode: e.mode, Limit: int(e.limit), Token: e.token}
-		if li.Limit == 0 {
+		if e.nexcl == 0 {
+			// e.limit is left over from exclusive requests that are gone.
 			li.Limit = 1
 		}
 		for h := e.held; h != nil && (maxParties == 0 || len(li.Holders) < maxParties); h = h.next {
 			li.Holders = append(li.Holders, party(h))
-		}
-		// The held list is newest first; show oldest first.
-		for i, j := 0, len(li.Holders)-1; i < j; i, j = i+1, j-1 {
-			li.Holders[i], li.Holders[j] = li.Holders[j], li.Holders[i]
 		}
 		if e.nheld == 0 {
 			li.Mode = protocol.Exclusive

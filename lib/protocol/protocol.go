@@ -28,6 +28,7 @@ const (
 	ActSession          // .session
 	ActHolders          // .holders
 	ActQuit             // .quit
+	ActBreak            // .break (operators: needs the admin token)
 )
 
 var actionNames = [...]string{
@@ -41,6 +42,7 @@ var actionNames = [...]string{
 	ActSession:   ".session",
 	ActHolders:   ".holders",
 	ActQuit:      ".quit",
+	ActBreak:     ".break",
 }
 
 // String returns the wire spelling of a.
@@ -92,6 +94,9 @@ type Request struct {
 	Wait     time.Duration // 0: try once; WaitForever: no limit
 	Mode     Mode
 	Limit    int // semaphore size; 0 when not given (means 1)
+	// Auth is the shared secret, when the server asks for one. Send it
+	// only over TLS or a trusted network.
+	Auth string
 	// Ext is true when the request used any extension key. Only extension
 	// requests get extension answers (a fencing token, for instance); a request
 	// made only of legacy forms gets exactly tcpnetlock's answers.
@@ -164,6 +169,8 @@ func (r *Request) setKey(k, v []byte) (int, error) {
 		r.Name, r.HasName = string(v), true
 	case "client-id":
 		r.ClientID = clip(v)
+	case "auth":
+		r.Auth = string(v)
 	case "host":
 		r.Ext = true
 		r.Host = clip(v)

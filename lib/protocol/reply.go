@@ -13,39 +13,43 @@ type Kind uint8
 
 // The answers a server gives.
 const (
-	KindUnknown    Kind = iota
-	KindOK              // ok: granted
-	KindNotGranted      // not-granted: held by someone else, no wait
-	KindTimeout         // timeout: the wait ran out
-	KindReleased        // released
-	KindCancelled       // cancelled: a session's wait was withdrawn
-	KindAlive           // alive: answer to .keepalive
-	KindPong            // pong
-	KindStats           // stats,{JSON}
-	KindHolders         // holders,{JSON}
-	KindSession         // session,dead-peer-timeout:S
-	KindErr             // err,MESSAGE
-	KindBadAction       // bad-action
-	KindBadRequest      // bad-request
-	KindBye             // bye: answer to .quit
+	KindUnknown      Kind = iota
+	KindOK                // ok: granted
+	KindNotGranted        // not-granted: held by someone else, no wait
+	KindTimeout           // timeout: the wait ran out
+	KindReleased          // released
+	KindCancelled         // cancelled: a session's wait was withdrawn
+	KindAlive             // alive: answer to .keepalive
+	KindPong              // pong
+	KindStats             // stats,{JSON}
+	KindHolders           // holders,{JSON}
+	KindSession           // session,dead-peer-timeout:S
+	KindErr               // err,MESSAGE
+	KindBadAction         // bad-action
+	KindBadRequest        // bad-request
+	KindBye               // bye: answer to .quit
+	KindLost              // lost,name:N: an operator broke a session's lock
+	KindShuttingDown      // shutting-down: answer to an admin's .server-shutdown
 )
 
 var kindNames = [...]string{
-	KindUnknown:    "",
-	KindOK:         "ok",
-	KindNotGranted: "not-granted",
-	KindTimeout:    "timeout",
-	KindReleased:   "released",
-	KindCancelled:  "cancelled",
-	KindAlive:      "alive",
-	KindPong:       "pong",
-	KindStats:      "stats",
-	KindHolders:    "holders",
-	KindSession:    "session",
-	KindErr:        "err",
-	KindBadAction:  "bad-action",
-	KindBadRequest: "bad-request",
-	KindBye:        "bye",
+	KindUnknown:      "",
+	KindOK:           "ok",
+	KindNotGranted:   "not-granted",
+	KindTimeout:      "timeout",
+	KindReleased:     "released",
+	KindCancelled:    "cancelled",
+	KindAlive:        "alive",
+	KindPong:         "pong",
+	KindStats:        "stats",
+	KindHolders:      "holders",
+	KindSession:      "session",
+	KindErr:          "err",
+	KindBadAction:    "bad-action",
+	KindBadRequest:   "bad-request",
+	KindBye:          "bye",
+	KindLost:         "lost",
+	KindShuttingDown: "shutting-down",
 }
 
 // String returns the wire spelling of k.

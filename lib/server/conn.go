@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net"
@@ -45,6 +47,7 @@ type conn struct {
 	// Filled by Notify on another goroutine; read by serve.
 	mu      sync.Mutex
 	granted []*lockd.Holder
+	broken  []*lockd.Holder // taken away by an operator
 
 	buf   []byte // unread input: buf[r:w]
 	r, w  int
@@ -77,18 +80,29 @@ func (c *conn) Notify(h *lockd.Holder) {
 	_ = c.nc.SetReadDeadline(aLongTimeAgo)
 }
 
-func (c *conn) takeGranted() []*lockd.Holder {
+// Broken is called by lockd when an operator breaks one of c's locks.
+func (c *conn) Broken(h *lockd.Holder) {
 	c.mu.Lock()
-	g := c.granted
-	c.granted = nil
+	c.broken = append(c.broken, h)
 	c.mu.Unlock()
-	return g
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	if p := c.srv.parker; p != nil && p.unpark(c) {
+		go c.run()
+	}
 }
 
-func (c *conn) pendingGrants() bool {
+func (c *conn) takeEvents() (granted, broken []*lockd.Holder) {
+	c.mu.Lock()
+	granted, broken = c.granted, c.broken
+	c.granted, c.broken = nil, nil
+	c.mu.Unlock()
+	return granted, broken
+}
+
+func (c *conn) pendingEvents() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.granted) > 0
+	return len(c.granted)+len(c.broken) > 0
 }
 
 var errLineTooLong = errors.New("line too long")
@@ -138,7 +152,7 @@ func (c *conn) loop() (parked bool) {
 			s.requests.Add(1)
 			c.handle(line)
 		}
-		c.deliverGrants()
+		c.deliverEvents()
 		if c.state != stDone {
 			c.expire(time.Now())
 		}
@@ -146,13 +160,17 @@ func (c *conn) loop() (parked bool) {
 			return false
 		}
 		c.compact()
-		if c.state == stHeld && c.r == c.w && s.parker != nil && s.parker.park(c) {
+		if c.state == stHeld && c.r == c.w && s.parker != nil && !c.pendingEvents() && s.parker.park(c) {
 			// A legacy holder may stay silent for days: keep no goroutine
-			// (and no stack) for it, only the connection.
-			return true
+			// (and no stack) for it, only the connection. An event that
+			// came in while parking is picked up here, or by its sender.
+			if !c.pendingEvents() || !s.parker.unpark(c) {
+				return true
+			}
+			continue
 		}
 		_ = c.nc.SetReadDeadline(c.deadline())
-		if c.pendingGrants() {
+		if c.pendingEvents() {
 			continue // a grant raced with the new deadline
 		}
 		n, err := c.nc.Read(c.buf[c.w:])
@@ -230,9 +248,20 @@ func (c *conn) expire(now time.Time) {
 	}
 }
 
-// deliverGrants answers the waits that were granted since the last look.
-func (c *conn) deliverGrants() {
-	for _, h := range c.takeGranted() {
+// deliverEvents answers the waits that were granted since the last look, and
+// tells of locks an operator broke.
+func (c *conn) deliverEvents() {
+	granted, broken := c.takeEvents()
+	for _, h := range broken {
+		switch {
+		case c.state == stSession:
+			c.reply(protocol.KindLost, h.Name(), 0, "")
+		case h == c.single:
+			// A legacy-style holder learns it only by the connection closing.
+			c.state = stDone
+		}
+	}
+	for _, h := range granted {
 		switch c.state {
 		case stWaiting:
 			if h == c.single {
@@ -350,6 +379,10 @@ func (c *conn) handle(line []byte) {
 		c.handleSession(req, err)
 		return
 	}
+	if !c.authorized(req) {
+		c.state = stDone
+		return
+	}
 	switch req.Action {
 	case protocol.ActLock:
 		c.handleFirstLock(req, err)
@@ -373,8 +406,18 @@ func (c *conn) handle(line []byte) {
 		c.srv.nsessions.Add(1)
 		c.out = protocol.AppendSession(c.out, c.srv.cfg.DeadPeerTimeout)
 	case protocol.ActShutdown:
-		c.srv.log.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
-		c.reply(protocol.KindBadAction, "", 0, "")
+		c.state = stDone
+		if c.srv.cfg.AdminToken == "" || !tokenOK(req.Auth, c.srv.cfg.AdminToken) || c.srv.cfg.OnShutdown == nil {
+			c.srv.log.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
+			c.reply(protocol.KindBadAction, "", 0, "")
+			return
+		}
+		c.srv.log.Warn("shutting down at an operator's request", "remote", c.owner.Addr)
+		c.reply(protocol.KindShuttingDown, "", 0, "")
+		c.flush()
+		go c.srv.cfg.OnShutdown()
+	case protocol.ActBreak:
+		c.handleBreak(req)
 		c.state = stDone
 	default:
 		c.srv.log.Debug("bad action", "remote", c.owner.Addr)
@@ -538,6 +581,8 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		c.reply(protocol.KindReleased, req.Name, 0, "")
 	case protocol.ActSession:
 		c.reply(protocol.KindErr, "", 0, "already in a session")
+	case protocol.ActBreak:
+		c.handleBreak(req)
 	default:
 		if req.Action == protocol.ActShutdown {
 			s.log.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
@@ -548,3 +593,49 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 
 // logAttrs is used by tests to check log lines.
 var _ = slog.String
+
+// authorized checks the shared secret of a request on a fresh connection. It
+// answers and logs a refusal itself.
+func (c *conn) authorized(req protocol.Request) bool {
+	cfg := &c.srv.cfg
+	if cfg.AuthToken == "" || req.Action == protocol.ActPing {
+		return true
+	}
+	if tokenOK(req.Auth, cfg.AuthToken) || (cfg.AdminToken != "" && tokenOK(req.Auth, cfg.AdminToken)) {
+		return true
+	}
+	msg := "authentication required"
+	if req.Auth != "" {
+		msg = "authentication failed"
+	}
+	c.srv.log.Warn("request refused: "+msg, "remote", c.owner.Addr, "action", req.Action.String())
+	c.reply(protocol.KindErr, "", 0, msg)
+	return false
+}
+
+// tokenOK compares secrets in constant time; hashing first hides the length.
+func tokenOK(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+// handleBreak: an operator takes a lock away from a live but stuck holder.
+func (c *conn) handleBreak(req protocol.Request) {
+	s := c.srv
+	if s.cfg.AdminToken == "" || !tokenOK(req.Auth, s.cfg.AdminToken) {
+		s.log.Warn("refused .break: admin token required", "remote", c.owner.Addr)
+		c.reply(protocol.KindErr, "", 0, "admin token required")
+		return
+	}
+	if !protocol.ValidName(req.Name) {
+		c.reply(protocol.KindErr, "", 0, "invalid lock name")
+		return
+	}
+	n := s.table.Break(req.Name)
+	if n == 0 {
+		c.reply(protocol.KindErr, req.Name, 0, "not held")
+		return
+	}
+	s.log.Warn("lock broken by an operator", "name", req.Name, "holders", n, "remote", c.owner.Addr)
+	c.reply(protocol.KindReleased, req.Name, 0, "")
+}

@@ -51,21 +51,16 @@ func newParker(log *slog.Logger) *parker {
 // park registers c, which holds a lock and has nothing buffered, and reports
 // whether it did. After true, c belongs to the parker until resumed.
 func (p *parker) park(c *conn) bool {
-	if c.fd < 0 {
-		return false
-	}
-	if c.fd == 0 {
-		if !c.lookupFD() {
-			c.fd = -1
-			return false
-		}
-	}
-	fd := int(c.fd)
+	// c.fd is only touched under p.mu: unpark reads it from other goroutines.
 	p.mu.Lock()
-	if p.closed {
+	if c.fd == 0 && !c.lookupFD() {
+		c.fd = -1
+	}
+	if c.fd < 0 || p.closed {
 		p.mu.Unlock()
 		return false
 	}
+	fd := int(c.fd)
 	if fd >= len(p.byFD) {
 		n := max(2*len(p.byFD), fd+1, 1024)
 		nb := make([]*conn, n)
@@ -108,6 +103,17 @@ func (c *conn) lookupFD() bool {
 		return false
 	}
 	c.fd = fd
+	return true
+}
+
+// unpark takes c back if it is parked, and reports whether it was.
+func (p *parker) unpark(c *conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.fd <= 0 || int(c.fd) >= len(p.byFD) || p.byFD[c.fd] != c {
+		return false
+	}
+	p.byFD[c.fd] = nil
 	return true
 }
 

@@ -10,3 +10,4 @@ type parker struct{}
 func newParker(*slog.Logger) *parker { return nil }
 func (p *parker) park(*conn) bool    { return false }
 func (p *parker) close()             {}
+func (p *parker) unpark(*conn) bool  { return false }

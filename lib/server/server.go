@@ -50,6 +50,14 @@ type Config struct {
 	// MaxListed caps the names listed by one .holders answer, and the
 	// holders and waiters listed per name.
 	MaxListed int
+	// AuthToken, when set, is the shared secret every request must carry
+	// (key auth:) on a fresh connection or in .session; .ping is exempt.
+	AuthToken string
+	// AdminToken, when set, allows .break and .server-shutdown to requests
+	// that carry it. It also passes as an AuthToken.
+	AdminToken string
+	// OnShutdown is called after an admin's .server-shutdown was answered.
+	OnShutdown func()
 	// Logger receives the server's log lines; default slog.Default().
 	Logger *slog.Logger
 }

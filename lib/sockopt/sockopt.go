@@ -29,6 +29,9 @@ func UserTimeout(deadPeer time.Duration) time.Duration {
 // Apply sets keepalive and TCP_USER_TIMEOUT on c, when it is a TCP
 // connection. Errors are returned for logging; the connection stays usable.
 func Apply(c net.Conn, deadPeer time.Duration) error {
+	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = w.NetConn() // TLS
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
