@@ -436,7 +436,7 @@ func (t *Table) Break(name string) int {
 		broken = append(broken, h)
 		h = next
 	}
-	e.held = nil
+	e.held, e.htail = nil, nil
 	t.held.Add(-int64(e.nheld))
 	e.nheld = 0
 	granted := t.serveQueue(e, one[:0])

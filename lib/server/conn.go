@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
@@ -48,6 +49,9 @@ type conn struct {
 	mu      sync.Mutex
 	granted []*lockd.Holder
 	broken  []*lockd.Holder // taken away by an operator
+	nev     atomic.Int32    // len(granted)+len(broken)
+	rdl     time.Time       // the read deadline in force, as far as we know
+	rdlSet  bool            // rdl is known (false after a deadline fired)
 
 	buf   []byte // unread input: buf[r:w]
 	r, w  int
@@ -76,6 +80,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) Notify(h *lockd.Holder) {
 	c.mu.Lock()
 	c.granted = append(c.granted, h)
+	c.nev.Add(1)
 	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(aLongTimeAgo)
 }
@@ -84,6 +89,7 @@ func (c *conn) Notify(h *lockd.Holder) {
 func (c *conn) Broken(h *lockd.Holder) {
 	c.mu.Lock()
 	c.broken = append(c.broken, h)
+	c.nev.Add(1)
 	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(aLongTimeAgo)
 	if p := c.srv.parker; p != nil && p.unpark(c) {
@@ -95,15 +101,13 @@ func (c *conn) takeEvents() (granted, broken []*lockd.Holder) {
 	c.mu.Lock()
 	granted, broken = c.granted, c.broken
 	c.granted, c.broken = nil, nil
+	c.nev.Store(0)
 	c.mu.Unlock()
 	return granted, broken
 }
 
-func (c *conn) pendingEvents() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.granted)+len(c.broken) > 0
-}
+// pendingEvents is checked on every turn of the loop: an atomic, not c.mu.
+func (c *conn) pendingEvents() bool { return c.nev.Load() > 0 }
 
 var errLineTooLong = errors.New("line too long")
 
@@ -135,6 +139,11 @@ func (c *conn) run() {
 // handed to the parker (true).
 func (c *conn) loop() (parked bool) {
 	s := c.srv
+	// A connection the parker resumes has input or a hangup waiting: it
+	// must read before it parks again, or it would only re-arm the same
+	// event, never answer, and spin. A fresh connection cannot hold a lock
+	// before its first read anyway.
+	haveRead := false
 	for c.state != stDone {
 		// Answer every complete line already buffered before reading more:
 		// several requests in one write are answered in order, in one write.
@@ -160,7 +169,7 @@ func (c *conn) loop() (parked bool) {
 			return false
 		}
 		c.compact()
-		if c.state == stHeld && c.r == c.w && s.parker != nil && !c.pendingEvents() && s.parker.park(c) {
+		if haveRead && c.state == stHeld && c.r == c.w && s.parker != nil && !c.pendingEvents() && s.parker.park(c) {
 			// A legacy holder may stay silent for days: keep no goroutine
 			// (and no stack) for it, only the connection. An event that
 			// came in while parking is picked up here, or by its sender.
@@ -169,17 +178,19 @@ func (c *conn) loop() (parked bool) {
 			}
 			continue
 		}
-		_ = c.nc.SetReadDeadline(c.deadline())
+		c.setDeadline(c.deadline())
 		if c.pendingEvents() {
 			continue // a grant raced with the new deadline
 		}
 		n, err := c.nc.Read(c.buf[c.w:])
+		haveRead = true
 		c.w += n
 		if n > 0 {
 			c.lastSeen = time.Now()
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.rdlSet = false
 				continue // woken by Notify, or a deadline: the loop looks
 			}
 			return false // EOF, reset, half-close: the peer is gone
@@ -187,6 +198,19 @@ func (c *conn) loop() (parked bool) {
 	}
 	c.flush()
 	return false
+}
+
+// setDeadline sets the read deadline only when it must move earlier (or
+// was lost to a wake-up). Why: a session's heartbeat deadline moves with
+// every line, and resetting a runtime timer per request is measurable; a
+// deadline left later in force just fires once, the loop sees nothing has
+// expired, and sets the right one.
+func (c *conn) setDeadline(d time.Time) {
+	if c.rdlSet && (d.IsZero() || (!c.rdl.IsZero() && !d.Before(c.rdl))) {
+		return
+	}
+	_ = c.nc.SetReadDeadline(d)
+	c.rdl, c.rdlSet = d, true
 }
 
 // deadline is the earliest moment serve must look again without input.
@@ -303,6 +327,11 @@ func (c *conn) replyGrant(h *lockd.Holder) {
 // nextLine returns the next complete line in the buffer (without "\n").
 func (c *conn) nextLine() ([]byte, bool, error) {
 	if i := bytes.IndexByte(c.buf[c.r:c.w], '\n'); i >= 0 {
+		if i >= c.srv.cfg.MaxLineLength {
+			// The buffer grows to MaxLineLength+1 bytes, so a line one
+			// byte too long can arrive whole: refuse it all the same.
+			return nil, false, errLineTooLong
+		}
 		line := c.buf[c.r : c.r+i]
 		c.r += i + 1
 		return line, true, nil
@@ -569,15 +598,14 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 			c.reply(protocol.KindErr, req.Name, 0, "not held")
 			return
 		}
-		if s.table.Cancel(h) {
-			c.dropWait(h)
+		// Held, or waiting: then Release withdraws it. A wait granted a
+		// moment ago counts as held; its grant, queued by Notify, is
+		// dropped by deliverEvents because the wait is gone.
+		waiting := c.dropWait(h)
+		if !s.table.Release(h) && waiting {
 			c.reply(protocol.KindCancelled, req.Name, 0, "")
 			return
 		}
-		// Held (possibly granted a moment ago: then its grant, queued by
-		// Notify, is dropped by deliverGrants because the wait is gone).
-		c.dropWait(h)
-		s.table.Release(h)
 		c.reply(protocol.KindReleased, req.Name, 0, "")
 	case protocol.ActSession:
 		c.reply(protocol.KindErr, "", 0, "already in a session")

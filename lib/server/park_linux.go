@@ -51,13 +51,17 @@ func newParker(log *slog.Logger) *parker {
 // park registers c, which holds a lock and has nothing buffered, and reports
 // whether it did. After true, c belongs to the parker until resumed.
 func (p *parker) park(c *conn) bool {
-	// c.fd is only touched under p.mu: unpark reads it from other goroutines.
+	// All of it under p.mu, epoll_ctl included: once the fd is armed, an
+	// event (take), an operator's break (unpark) or a shutdown (close) may
+	// hand c to another goroutine, which must find c.fd, c.epolled and
+	// p.byFD already settled, and must not run c while this goroutine still
+	// touches it.
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if c.fd == 0 && !c.lookupFD() {
 		c.fd = -1
 	}
 	if c.fd < 0 || p.closed {
-		p.mu.Unlock()
 		return false
 	}
 	fd := int(c.fd)
@@ -67,8 +71,6 @@ func (p *parker) park(c *conn) bool {
 		copy(nb, p.byFD)
 		p.byFD = nb
 	}
-	p.byFD[fd] = c
-	p.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(fd)}
 	op := unix.EPOLL_CTL_MOD
 	if !c.epolled {
@@ -80,12 +82,10 @@ func (p *parker) park(c *conn) bool {
 		err = unix.EpollCtl(p.epfd, op, fd, &ev)
 	}
 	if err != nil {
-		p.mu.Lock()
-		p.byFD[fd] = nil
-		p.mu.Unlock()
 		return false
 	}
 	c.epolled = true
+	p.byFD[fd] = c
 	return true
 }
 

@@ -168,7 +168,6 @@ func (s *Server) Serve(l net.Listener) error {
 			_ = nc.Close()
 			return ErrServerClosed
 		}
-		s.wg.Add(1)
 		go c.serve()
 	}
 }
@@ -195,6 +194,9 @@ func (s *Server) track(c *conn) bool {
 		s.conns.lprev = c
 	}
 	s.conns = c
+	// Counted under s.mu, with the check of s.closed: once Shutdown has set
+	// closed, its wg.Wait sees every connection that was let in.
+	s.wg.Add(1)
 	return true
 }
 
