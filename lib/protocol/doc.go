@@ -58,7 +58,8 @@
 //
 //	lock,name:N[,wait:..][,mode:..][,limit:..]  -> ok,name:N,token:T | not-granted,name:N |
 //	                                               timeout,name:N | err,name:N,MESSAGE
-//	release,name:N    -> released,name:N (held) | cancelled,name:N (was waiting) |
+//	release,name:N    -> released,name:N (held, or granted just before the
+//	                     release arrived) | cancelled,name:N (was waiting) |
 //	                     err,name:N,not held
 //	.keepalive -> alive    .ping -> pong    .stats -> stats,{..}    .holders -> holders,{..}
 //	.quit      -> bye (close)
@@ -68,6 +69,24 @@
 // released. Closing the connection releases everything the session holds and
 // cancels its waits. Answers to waits come when the wait ends, so they may
 // arrive after answers to later requests: match them by name.
+//
+// The server may send one line unprompted in a session:
+//
+//	lost,name:N       an operator broke the lock (.break); it is no longer held
+//
+// # Authentication and operators
+//
+// A server started with an auth token requires the key auth:TOKEN on the
+// first request of every connection (lock, .session, .stats, .holders; .ping
+// is exempt). Without it the answer is "err,authentication required" (or
+// "err,authentication failed" for a wrong token) and the connection closes;
+// legacy clients included. With an admin token:
+//
+//	.break,name:N,auth:ADMIN         -> released,name:N | err,name:N,not held |
+//	                                    err,admin token required
+//	.server-shutdown,auth:ADMIN      -> shutting-down (close; the server stops)
+//
+// Without the admin token .server-shutdown is answered "bad-action".
 //
 // # Bounds
 //
