@@ -1,0 +1,713 @@
+# shellcheck shell=bash
+#
+# tnl.sh — network locks for bash scripts, on top of tnl-lock and tnl-do.
+#
+# Usage: source it (bash >= 4.2), then take locks around functions, builtins
+# or whole stretches of the script:
+#
+#   source /usr/local/share/tnl/tnl.sh      # $PREFIX/share/tnl/tnl.sh
+#
+#   with_lock [FLAGS] NAME COMMAND [ARG...]  run COMMAND while holding NAME
+#   tnl_acquire [FLAGS] NAME                 take NAME and keep it
+#   tnl_release [NAME...]                    give NAME back (no NAME: all)
+#   tnl_held [NAME...]                       list held names / test for them
+#   tnl_fence NAME                           print the fencing token of NAME
+#
+# FLAGS are tnl-do's: -s/--server HOST:PORT, --host, --port, --client-id ID,
+# -w/--wait DURATION, --shared, --limit N, -E/--conflict-exit-code N,
+# -v/--verbose, --on-lost term|kill|ignore, --kill-after DURATION; with_lock
+# also takes tnl-do's -c/--shell, --retry and --retry-wait for an external
+# COMMAND. The server is found as tnl-lock finds it: --server, $TNL_SERVER,
+# $TCPNETLOCK_HOST/$TCPNETLOCK_PORT, 127.0.0.1:7654.
+#
+# Exit statuses (with_lock, tnl_acquire), as tnl-do's:
+#   COMMAND's own   with_lock: the command ran (under set -e a failing command
+#                   ends the script there, as it would without with_lock)
+#   123 (or -E N)   not granted: held by someone else, or the wait ran out
+#   122             the lock was lost while held
+#   125             could not reach or talk to the server
+#   2               usage error (bad flag, bad name, NAME already held here)
+#   126, 127, 128+N an external COMMAND could not be run, was not found, or
+#                   was killed by signal N (tnl-do's statuses)
+#
+# How it works, and why:
+# - Every held lock has a background holder: a small subshell of this shell
+#   that runs `tnl-lock NAME` with its standard input on a pipe whose only
+#   writer is this shell. The holder is started in its own process group, so
+#   that Ctrl-C, Ctrl-Z or a `kill -- -PGID` aimed at the script's job never
+#   reach it: the lock is tied to the life of the shell, not to signals.
+#   `wait`, `jobs` and `$!` of the script never see it.
+# - Release on exit needs no trap. When the shell ends — exit, set -e, any
+#   signal, kill -9 — the kernel closes its end of the pipe, tnl-lock reads end
+#   of file and releases. tnl.sh installs no EXIT, INT or TERM trap, so it
+#   cannot clobber the script's traps, and a trap the script sets later cannot
+#   switch the release off. The locks go after the script's own EXIT trap has
+#   run, so that trap still runs under the locks.
+# - Processes the script starts while holding a lock inherit that pipe (bash
+#   cannot mark it close-on-exec). If the script dies, a child it started
+#   under the lock keeps the lock until the child exits too: nothing the
+#   script started runs on unlocked. Release a lock (tnl_release) before
+#   starting a daemon that should outlive it. tnl_release itself always
+#   releases at once, inherited copies or not. `tnl_acquire NAME; exec PROG`
+#   hands NAME to PROG: held until PROG ends, and PROG gets the SIGTERM.
+# - A lost lock (server gone, connection cut) is never silent: the holder
+#   writes `tnl.sh: lock NAME lost: ...` on standard error and, by default
+#   (--on-lost term), sends SIGTERM to the shell that took the lock (the script,
+#   or the subshell that called tnl_acquire). The script's own TERM trap, if
+#   any, runs; with_lock and tnl_release then return 122. --on-lost kill sends
+#   SIGKILL; --on-lost ignore only writes the line; --kill-after D follows
+#   SIGTERM with SIGKILL if the shell is still there after D (no default
+#   here: a script that traps TERM decides for itself). An interactive bash
+#   ignores SIGTERM, so there only the line is written. The line goes to the
+#   standard error the shell had when it took the lock (`tnl_acquire NAME
+#   2>/dev/null` silences it; the signal still comes).
+# - with_lock runs a function or builtin in the calling shell, so globals it
+#   sets are there afterwards; TNL_LOCK and TNL_FENCE (and TNL_SERVER with -s)
+#   are exported to it for its duration. An external COMMAND (a program, a
+#   script file) runs under tnl-do instead, which forwards signals to it and,
+#   when the lock is lost, stops its whole process group (`with_lock NAME
+#   command PROG` keeps PROG in this shell's care instead).
+#
+# Defines with_lock, tnl_* and __tnl_* names only; never changes the caller's
+# shell options or traps, never exits; sourcing it again is harmless (held
+# locks are kept). Works under set -euo pipefail.
+
+if [ -z "${BASH_VERSION-}" ]; then
+  echo "tnl.sh: needs bash 4.2 or later" >&2
+  return 1
+fi
+if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 2))); then
+  builtin printf 'tnl.sh: needs bash 4.2 or later, this is %s\n' "$BASH_VERSION" >&2
+  return 1
+fi
+
+# Held locks. __tnl_names keeps the order of acquisition; __tnl_info[NAME] is
+# "WRITE_FD READ_FD HOLDER_PID OWNER_PID FENCE". -g: also when sourced from
+# inside a function. Declaring again keeps the values, so sourcing twice keeps
+# what is held.
+declare -ga __tnl_names
+declare -gA __tnl_info
+
+# with_lock [FLAGS] NAME COMMAND [ARG...]
+#
+# Takes NAME, runs COMMAND, releases NAME, and returns COMMAND's status; 123
+# (or -E N) when NAME is not granted, 122 when it was lost meanwhile, 125 when
+# the server cannot be reached, 2 on a usage error. A function or builtin runs
+# in this shell (see the header); an external command runs under tnl-do. An
+# optional `--` may stand before NAME and between NAME and COMMAND.
+#
+# Example:
+#
+#   bump() {                      # runs in this shell, under the lock
+#     counter=$(( $(<"$state") + 1 ))
+#     echo "$counter $TNL_FENCE" >"$state.log"
+#     echo "$counter" >"$state"
+#   }
+#   with_lock -w 30s counter bump || exit
+#   echo "now at $counter"           # set by bump
+#   with_lock -w 30s counter rsync -a src/ dest/   # a program: under tnl-do
+with_lock() {
+  # Every local here is __tnl_-prefixed: COMMAND runs inside this function
+  # and must see and set the caller's variables, not ours.
+  local __tnl_name='' __tnl_onlost=term __tnl_ka='' __tnl_econf=123 \
+    __tnl_server='' __tnl_doonly='' __tnl_bylock='' __tnl_help='' __tnl_used=0 \
+    __tnl_rc=0 __tnl_fencev=''
+  local -a __tnl_lockargs=() __tnl_doflags=()
+  __tnl_parse with_lock "$@" || return
+  if [[ -n $__tnl_help ]]; then
+    __tnl_usage with_lock
+    return 0
+  fi
+  shift "$__tnl_used"
+  if [[ ${1-} == -- ]]; then
+    shift
+  fi
+  if (($# == 0)); then
+    __tnl_err with_lock "missing command after lock name $__tnl_name"
+    return 2
+  fi
+
+  if [[ " $__tnl_doonly " == *' -c '* ]] || ! __tnl_inshell "$1"; then
+    # An external program: tnl-do forwards signals to it and stops its
+    # process group when the lock is lost, which this shell cannot do.
+    if [[ -n $__tnl_bylock ]]; then
+      : # --lock-name NAME is among the flags
+    elif [[ $__tnl_name == -* ]]; then
+      __tnl_doflags+=("--lock-name=$__tnl_name") # tnl-do would take -NAME for a flag
+    else
+      __tnl_doflags+=("$__tnl_name")
+    fi
+    command tnl-do "${__tnl_doflags[@]}" -- "$@"
+    return
+  fi
+  if [[ -n $__tnl_doonly ]]; then
+    __tnl_err with_lock "flag ${__tnl_doonly# } works only with an external command, and $1 is a $(__tnl_kind "$1")"
+    return 2
+  fi
+
+  __tnl_acquire with_lock || {
+    __tnl_rc=$?
+    # Not granted: COMMAND does not run, even with -E 0.
+    if ((__tnl_rc == 123)); then
+      __tnl_rc=$__tnl_econf
+    fi
+    return "$__tnl_rc"
+  }
+  __tnl_fencev=${__tnl_info[$__tnl_name]##* }
+  local -x TNL_LOCK="$__tnl_name" TNL_FENCE="$__tnl_fencev"
+  if [[ -n $__tnl_server ]]; then
+    local -x TNL_SERVER="$__tnl_server"
+  fi
+  # Not `"$@" || __tnl_rc=$?`: that would switch set -e off inside COMMAND.
+  # Under set -e a failing COMMAND ends the script right here, and the lock
+  # goes with the shell, as in the header.
+  "$@"
+  __tnl_rc=$?
+  # COMMAND may have released the lock itself.
+  if [[ -n ${__tnl_info[$__tnl_name]+x} ]]; then
+    __tnl_drop with_lock "$__tnl_name" || __tnl_rc=$?
+  fi
+  return "$__tnl_rc"
+}
+
+# tnl_acquire [FLAGS] NAME
+#
+# Returns 0 once NAME is held by a background tnl-lock holder of this shell
+# (it waits on tnl-lock's granted line: up to -w, or not at all by default).
+# The lock stays held until tnl_release NAME or the end of the shell. Returns
+# 123 (or -E N) when not granted, 125 when the server cannot be reached, 2 on a
+# usage error or when this shell already holds NAME (locks are not reentrant).
+# With -E 0 a refusal returns 0 too: then ask tnl_held.
+# A trap that runs while it waits and returns lets the wait go on; one that
+# exits ends it.
+#
+# Example:
+#
+#   tnl_acquire -w 5m deploy || { echo "deploy is busy" >&2; exit 1; }
+#   ./migrate && ./switch
+#   tnl_release deploy
+tnl_acquire() {
+  local __tnl_name='' __tnl_onlost=term __tnl_ka='' __tnl_econf=123 \
+    __tnl_server='' __tnl_doonly='' __tnl_bylock='' __tnl_help='' __tnl_used=0
+  local -a __tnl_lockargs=() __tnl_doflags=()
+  __tnl_parse tnl_acquire "$@" || return
+  if [[ -n $__tnl_help ]]; then
+    __tnl_usage tnl_acquire
+    return 0
+  fi
+  shift "$__tnl_used"
+  if (($# > 0)); then
+    __tnl_err tnl_acquire "unexpected argument after lock name $__tnl_name: $1"
+    return 2
+  fi
+  if [[ -n $__tnl_doonly ]]; then
+    __tnl_err tnl_acquire "flag ${__tnl_doonly# } is a with_lock flag for external commands"
+    return 2
+  fi
+  local rc=0
+  __tnl_acquire tnl_acquire || rc=$?
+  if ((rc == 123)); then
+    rc=$__tnl_econf
+  fi
+  return "$rc"
+}
+
+# tnl_release [NAME...]
+#
+# Releases each NAME this shell holds (all of them when none is given) and
+# returns once the server has let go. Returns 0; 122 when a lock had been lost
+# before (the holder already said so on stderr); 2 when NAME is not held by
+# this shell (a subshell cannot release its parent's locks).
+#
+# Example:
+#
+#   tnl_acquire cache && rebuild_cache
+#   tnl_release cache
+tnl_release() {
+  local name rc=0 one
+  if (($# == 0)); then
+    for name in ${__tnl_names[@]+"${__tnl_names[@]}"}; do
+      if __tnl_mine "$name"; then
+        set -- "$@" "$name"
+      fi
+    done
+  fi
+  for name in "$@"; do
+    if [[ -z ${__tnl_info[$name]+x} ]]; then
+      __tnl_err tnl_release "lock $name is not held by this shell"
+      rc=2
+      continue
+    fi
+    if ! __tnl_mine "$name"; then
+      __tnl_err tnl_release "lock $name belongs to shell $(__tnl_field "$name" 4), not to this subshell"
+      rc=2
+      continue
+    fi
+    one=0
+    __tnl_drop tnl_release "$name" || one=$?
+    if ((one != 0 && rc != 122)); then
+      rc=$one
+    fi
+  done
+  return "$rc"
+}
+
+# tnl_held [NAME...]
+#
+# Without NAME, prints the names this shell holds, one per line, in the order
+# they were taken (locks of a parent shell included in a subshell). With NAMEs,
+# prints nothing and returns 0 when every NAME is held, else 1. A lost lock is
+# not held.
+#
+# Example:
+#
+#   tnl_held deploy || tnl_acquire -w 1m deploy
+#   for name in $(tnl_held); do echo "holding $name"; done
+tnl_held() {
+  local name
+  if (($# > 0)); then
+    for name in "$@"; do
+      if ! __tnl_alive "$name"; then
+        return 1
+      fi
+    done
+    return 0
+  fi
+  for name in ${__tnl_names[@]+"${__tnl_names[@]}"}; do
+    if __tnl_alive "$name"; then
+      builtin printf '%s\n' "$name"
+    fi
+  done
+  return 0
+}
+
+# tnl_fence NAME
+#
+# Prints the fencing token the server gave with NAME: a number that grows
+# with every grant of NAME. Pass it to whatever the lock protects, so that a
+# late writer with an older token can be refused. Returns 2 when NAME is not
+# held.
+#
+# Example:
+#
+#   tnl_acquire db-schema
+#   psql -v fence="$(tnl_fence db-schema)" -f migrate.sql
+tnl_fence() {
+  if (($# != 1)); then
+    __tnl_err tnl_fence "usage: tnl_fence NAME"
+    return 2
+  fi
+  if ! __tnl_alive "$1"; then
+    __tnl_err tnl_fence "lock $1 is not held by this shell"
+    return 2
+  fi
+  builtin printf '%s\n' "$(__tnl_field "$1" 5)"
+}
+
+# ---- private ---------------------------------------------------------------
+
+__tnl_err() { # WHO MESSAGE
+  builtin printf '%s: %s\n' "$1" "$2" >&2
+}
+
+__tnl_usage() { # WHO
+  case $1 in
+  with_lock) builtin printf '%s\n' \
+    'usage: with_lock [FLAGS] NAME [--] COMMAND [ARG...]' \
+    'Runs COMMAND while holding the network lock NAME; a function or builtin' \
+    'runs in this shell, a program under tnl-do.' ;;
+  tnl_acquire) builtin printf '%s\n' \
+    'usage: tnl_acquire [FLAGS] NAME' \
+    'Takes the network lock NAME and holds it until tnl_release NAME or the' \
+    'end of this shell.' ;;
+  esac
+  builtin printf '%s\n' \
+    'FLAGS: -s, --server HOST:PORT   --host HOST   --port PORT   --client-id ID' \
+    '       -w, --wait DURATION   --shared   --limit N   -E, --conflict-exit-code N' \
+    '       -v, --verbose   --on-lost term|kill|ignore   --kill-after DURATION'
+  if [[ $1 == with_lock ]]; then
+    builtin printf '%s\n' \
+      '       -c, --shell   --retry N   --retry-wait SECONDS   (external COMMAND only)'
+  fi
+  builtin printf '%s\n' 'See tnl.sh(7).'
+}
+
+# __tnl_parse WHO ARG...
+# Reads the flags and NAME into the caller's __tnl_* locals (bash's dynamic
+# scope): __tnl_lockargs for tnl-lock, __tnl_doflags as given (for tnl-do),
+# __tnl_name, __tnl_onlost, __tnl_ka, __tnl_econf, __tnl_server, __tnl_doonly,
+# __tnl_help, and __tnl_used, the number of words taken. Returns 2 after one
+# line on stderr when they are wrong.
+__tnl_parse() {
+  local who=$1 flag value hasval n
+  shift
+  __tnl_used=0
+  while (($# > 0)); do
+    flag=$1 value='' hasval='' n=1
+    case $flag in
+    --) __tnl_used=$((__tnl_used + 1)); shift; break ;;
+    --?*=*) value=${flag#*=} flag=${flag%%=*} hasval=1 ;;
+    -[swE]?*) value=${flag:2} flag=${flag:0:2} hasval=1; value=${value#=} ;;
+    -?*) ;;
+    *) break ;;
+    esac
+    case $flag in
+    -s | --server | --host | --port | --client-id | -w | --wait | --limit | \
+      -E | --conflict-exit-code | --on-lost | --kill-after | --lock-name | \
+      --retry | --retry-wait | --keep-alive-secs)
+      if [[ -z $hasval ]]; then
+        if (($# < 2)); then
+          __tnl_err "$who" "flag $flag needs a value"
+          return 2
+        fi
+        value=$2 n=2
+      fi
+      ;;
+    --shared | -v | --verbose | --debug | --info | --keep-alive | -c | --shell | -h | --help)
+      if [[ -n $hasval ]]; then
+        __tnl_err "$who" "flag $flag takes no value"
+        return 2
+      fi
+      ;;
+    *)
+      __tnl_err "$who" "unknown flag $flag (see $who --help)"
+      return 2
+      ;;
+    esac
+    if [[ -n $hasval || $n == 2 ]]; then
+      __tnl_doflags+=("$flag" "$value")
+    else
+      __tnl_doflags+=("$flag")
+    fi
+    case $flag in
+    -s | --server) __tnl_server=$value; __tnl_lockargs+=(--server "$value") ;;
+    -w | --wait) __tnl_lockargs+=(--wait "$value") ;;
+    --host | --port | --client-id | --limit | --keep-alive-secs)
+      __tnl_lockargs+=("$flag" "$value") ;;
+    --shared | -v | --verbose | --debug | --info | --keep-alive)
+      __tnl_lockargs+=("$flag") ;;
+    -E | --conflict-exit-code)
+      if [[ ! $value =~ ^[0-9]{1,3}$ ]] || ((10#$value > 255)); then
+        __tnl_err "$who" "flag $flag $value: must be from 0 to 255"
+        return 2
+      fi
+      __tnl_econf=$((10#$value))
+      ;;
+    --on-lost)
+      case $value in
+      term | kill | ignore) __tnl_onlost=$value ;;
+      *)
+        __tnl_err "$who" "flag --on-lost $value: want term, kill or ignore"
+        return 2
+        ;;
+      esac
+      ;;
+    --kill-after)
+      if ! __tnl_seconds "$value"; then
+        __tnl_err "$who" "flag --kill-after $value: want a duration such as 10s, 1m30s, 500ms or 2"
+        return 2
+      fi
+      ;;
+    --lock-name) __tnl_name=$value __tnl_bylock=1 ;;
+    -c | --shell) __tnl_doonly+=" -c" ;;
+    --retry | --retry-wait) __tnl_doonly+=" $flag" ;;
+    -h | --help) __tnl_help=1 ;;
+    esac
+    __tnl_used=$((__tnl_used + n))
+    shift "$n"
+  done
+  if [[ -n $__tnl_help ]]; then
+    return 0
+  fi
+  if [[ -z $__tnl_bylock ]]; then
+    if (($# == 0)); then
+      __tnl_err "$who" "missing lock name (see $who --help)"
+      return 2
+    fi
+    __tnl_name=$1
+    __tnl_used=$((__tnl_used + 1))
+  fi
+  # tnl-lock checks the name too; checking here keeps odd names (such as "@")
+  # out of the bookkeeping arrays and gives the error before anything starts.
+  local re='^[A-Za-z0-9_-][A-Za-z0-9_./:@-]*$'
+  if [[ ${#__tnl_name} -gt 255 || ! $__tnl_name =~ $re ]]; then
+    __tnl_err "$who" "invalid lock name \"$__tnl_name\": use letters, digits, '_' and '-' (and '.', '/', ':', '@' after the first), at most 255 bytes"
+    return 2
+  fi
+  return 0
+}
+
+# __tnl_seconds DURATION: sets the caller's __tnl_ka to DURATION in seconds
+# ("12.345"), or to '' for inf. Takes what tnl-do takes for --kill-after: a
+# number of seconds or a Go duration (ms, s, m, h).
+__tnl_seconds() {
+  local d=$1 ms=0 int frac unit mult
+  case $d in
+  inf | infinity) __tnl_ka=''; return 0 ;;
+  '') return 1 ;;
+  esac
+  if [[ $d =~ ^[0-9]+(\.[0-9]*)?$ ]]; then
+    d=${d}s
+  fi
+  while [[ -n $d ]]; do
+    if [[ ! $d =~ ^([0-9]+)(\.([0-9]*))?([a-z]+)(.*)$ ]]; then
+      return 1
+    fi
+    int=${BASH_REMATCH[1]} frac=${BASH_REMATCH[3]}000 unit=${BASH_REMATCH[4]} d=${BASH_REMATCH[5]}
+    case $unit in
+    ms) mult=1 ;;
+    s) mult=1000 ;;
+    m) mult=60000 ;;
+    h) mult=3600000 ;;
+    *) return 1 ;;
+    esac
+    ms=$((ms + 10#$int * mult + 10#${frac:0:3} * mult / 1000))
+  done
+  builtin printf -v __tnl_ka '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+
+# __tnl_inshell WORD: true when "$@" starting with WORD would run inside this
+# shell (a function or a builtin), false for a program or an unknown name.
+__tnl_inshell() {
+  local t
+  t=$(builtin type -at -- "$1" 2>/dev/null) || return 1
+  [[ $'\n'$t$'\n' == *$'\n'function$'\n'* || $'\n'$t$'\n' == *$'\n'builtin$'\n'* ]]
+}
+
+__tnl_kind() { # WORD: "function" or "builtin"
+  if builtin declare -F -- "$1" >/dev/null; then
+    builtin printf function
+  else
+    builtin printf builtin
+  fi
+}
+
+# __tnl_field NAME N: prints field N of __tnl_info[NAME].
+__tnl_field() {
+  local -a f
+  IFS=' ' builtin read -r -a f <<<"${__tnl_info[$1]}"
+  builtin printf '%s' "${f[$2 - 1]}"
+}
+
+# __tnl_mine NAME: NAME is held by this very shell (not a parent's lock seen
+# from a subshell).
+__tnl_mine() {
+  [[ -n ${__tnl_info[$1]+x} ]] || return 1
+  local w r pid owner fence
+  IFS=' ' builtin read -r w r pid owner fence <<<"${__tnl_info[$1]}"
+  ((owner == BASHPID))
+}
+
+# __tnl_alive NAME: NAME is tracked and its holder has said nothing since the
+# grant. The holder's only later line is its exit line, so anything to read
+# (or end of file) means the lock is gone. read -t 0 only peeks: a subshell
+# asking (as in "$(tnl_held)") does not eat the line its parent needs.
+__tnl_alive() {
+  [[ -n ${__tnl_info[$1]+x} ]] || return 1
+  local w r pid owner fence
+  IFS=' ' builtin read -r w r pid owner fence <<<"${__tnl_info[$1]}"
+  ! builtin read -r -t 0 -u "$r" 2>/dev/null
+}
+
+# __tnl_acquire WHO: takes the caller's __tnl_name with its parsed flags.
+# Returns 0, or tnl-lock's status: 123 (the caller applies -E), 125, 2...
+__tnl_acquire() {
+  local who=$1 name=$__tnl_name owner=$BASHPID dir w r line pid='' fence='' rc=''
+  if [[ -n ${__tnl_info[$name]+x} ]]; then
+    if tnl_held "$name"; then
+      if __tnl_mine "$name"; then
+        __tnl_err "$who" "lock $name is already held by this shell"
+      else
+        __tnl_err "$who" "lock $name is already held by shell $(__tnl_field "$name" 4), the parent of this subshell"
+      fi
+      return 2
+    fi
+    if __tnl_mine "$name"; then
+      # Lost earlier (its holder said so then): forget it, quietly.
+      __tnl_drop "$who" "$name" 2>/dev/null || :
+    fi
+  fi
+
+  # Two fifos in a private directory carry the holder's stdin and stdout (a
+  # coprocess would do, but bash keeps only one at a time); a third one is
+  # for the holder itself. The directory goes as soon as all are open.
+  dir=$(command mktemp -d "${TMPDIR:-/tmp}/tnl.XXXXXXXX") || {
+    __tnl_err "$who" "cannot create a temporary directory in ${TMPDIR:-/tmp}"
+    return 125
+  }
+  if ! command mkfifo -m 600 "$dir/i" "$dir/o" "$dir/g"; then
+    command rm -rf -- "$dir"
+    __tnl_err "$who" "cannot create fifos in $dir"
+    return 125
+  fi
+  if [[ $name == -* ]]; then
+    __tnl_lockargs+=(--) # a name may start with '-'
+  fi
+  # set -m in the throwaway subshell: the holder becomes a job with its own
+  # process group (no terminal or group signal reaches it), and the subshell
+  # ends at once, so the holder is nobody's child here: `wait` and `jobs` in
+  # the script never see it.
+  (
+    set -m
+    __tnl_hold "$owner" "$name" "$dir" "$__tnl_onlost" "$__tnl_ka" \
+      ${__tnl_lockargs[@]+"${__tnl_lockargs[@]}"} "$name" <"$dir/i" >"$dir/o" &
+  )
+  # Same order as the holder's redirections, so the opens meet.
+  exec {w}>"$dir/i"
+  exec {r}<"$dir/o"
+
+  while IFS= builtin read -r -u "$r" line; do
+    case $line in
+    '__tnl_pid '*) pid=${line#* } ;;
+    '__tnl_exit '*) rc=${line#* }; break ;;
+    *) __tnl_token "$line"; rc=granted; break ;;
+    esac
+  done
+  command rm -rf -- "$dir"
+
+  if [[ $rc == granted ]]; then
+    __tnl_info[$name]="$w $r $pid $owner ${fence:-0}"
+    __tnl_names+=("$name")
+    return 0
+  fi
+  exec {w}>&- {r}<&-
+  case $rc in
+  '')
+    __tnl_err "$who" "the tnl-lock holder of $name ended without a word"
+    rc=125
+    ;;
+  0)
+    __tnl_err "$who" "tnl-lock ended before granting $name"
+    rc=125
+    ;;
+  esac
+  return "$rc"
+}
+
+# __tnl_token LINE: sets the caller's fence to the fencing token in tnl-lock's
+# granted line: the number after "token", else the last number on the line.
+__tnl_token() {
+  local re1='[Tt][Oo][Kk][Ee][Nn][^0-9]*([0-9]+)' re2='([0-9]+)[^0-9]*$'
+  if [[ $1 =~ $re1 || $1 =~ $re2 ]]; then
+    fence=${BASH_REMATCH[1]}
+  fi
+}
+
+# __tnl_drop WHO NAME: releases NAME (if still held), collects the holder's
+# exit line, closes both pipes and forgets NAME. Returns 0, or 122 when NAME
+# had been lost.
+__tnl_drop() {
+  local who=$1 name=$2 w r pid owner fence line code='' n
+  IFS=' ' builtin read -r w r pid owner fence <<<"${__tnl_info[$name]}"
+  if ! builtin read -r -t 0 -u "$r" 2>/dev/null; then
+    # Still held. Closing our end alone would not do when a child of the
+    # script holds a copy of it, so ask the holder to let go.
+    builtin kill -USR1 "$pid" 2>/dev/null || :
+  fi
+  exec {w}>&-
+  while IFS= builtin read -r -u "$r" line; do
+    case $line in
+    '__tnl_exit '*) code=${line#* }; break ;;
+    esac
+  done
+  exec {r}<&-
+  builtin unset -v '__tnl_info[$name]'
+  local -a keep=()
+  for n in ${__tnl_names[@]+"${__tnl_names[@]}"}; do
+    if [[ $n != "$name" ]]; then
+      keep+=("$n")
+    fi
+  done
+  __tnl_names=(${keep[@]+"${keep[@]}"})
+  case $code in
+  0) return 0 ;;
+  '')
+    __tnl_err "$who" "the tnl-lock holder of $name vanished; treat $name as lost"
+    return 122
+    ;;
+  *) return 122 ;;
+  esac
+}
+
+# __tnl_hold OWNER NAME DIR ONLOST KILL_AFTER TNL-LOCK-ARG...
+# The background holder, a subshell with stdin/stdout on the fifos i and o.
+# Says "__tnl_pid PID", then runs tnl-lock, passes its granted line on, and
+# when tnl-lock ends says "__tnl_exit STATUS". Between the two it waits.
+# tnl-lock ending while the shell still has its pipe open and did not ask
+# (SIGUSR1 from __tnl_drop) means the lock was lost: say so and signal OWNER.
+__tnl_hold() {
+  local owner=$1 name=$2 dir=$3 onlost=$4 ka=$5 fd g line pid='' rc=0 \
+    granted='' req='' sig='' eof=''
+  shift 5
+  # This is a copy of the caller's shell: drop its traps and options.
+  trap - ERR DEBUG RETURN EXIT
+  set +eEumTx +o pipefail
+  trap '' INT QUIT HUP TTIN TTOU TSTP
+  # Other holders' pipes: a copy here would keep them open after the shell
+  # is gone.
+  for fd in ${__tnl_info[@]+"${__tnl_info[@]}"}; do
+    fd=${fd%% *}
+    exec {fd}>&-
+  done
+  for fd in ${__tnl_info[@]+"${__tnl_info[@]}"}; do
+    fd=${fd#* } fd=${fd%% *}
+    exec {fd}<&-
+  done
+  trap 'req=1 sig=1; if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null; fi' USR1
+  builtin printf '__tnl_pid %s\n' "$BASHPID"
+  command tnl-lock "$@" <&0 >"$dir/g" &
+  pid=$!
+  exec {g}<"$dir/g"
+  command rm -rf -- "$dir"
+  while IFS= builtin read -r -u "$g" line; do
+    builtin printf '%s\n' "$line"
+    granted=1
+  done
+  exec {g}<&-
+  # A SIGUSR1 interrupts wait; wait again for the real status.
+  while :; do
+    sig=''
+    wait "$pid"
+    rc=$?
+    [[ -n $sig ]] || break
+  done
+  if builtin read -r -t 0 -u 0; then
+    eof=1 # the shell (and everything that inherited its pipe) is gone
+  fi
+  if [[ -n $req ]]; then
+    if ((rc == 122)); then
+      builtin printf '__tnl_exit 122\n'
+    else
+      builtin printf '__tnl_exit 0\n'
+    fi
+    return
+  fi
+  if [[ -z $granted || -n $eof ]]; then
+    builtin printf '__tnl_exit %s\n' "$rc"
+    return
+  fi
+  # Lost. The exit line first, so that a TERM trap asking tnl_held already
+  # finds NAME gone.
+  builtin printf '__tnl_exit 122\n'
+  case $onlost in
+  ignore)
+    builtin printf 'tnl.sh: lock %s lost (tnl-lock status %s)\n' "$name" "$rc" >&2
+    ;;
+  kill)
+    builtin printf 'tnl.sh: lock %s lost: sending SIGKILL to pid %s\n' "$name" "$owner" >&2
+    builtin kill -KILL "$owner" 2>/dev/null
+    ;;
+  *)
+    builtin printf 'tnl.sh: lock %s lost: sending SIGTERM to pid %s\n' "$name" "$owner" >&2
+    builtin kill -TERM "$owner" 2>/dev/null
+    if [[ -n $ka ]]; then
+      # Wait for the shell's end (end of file on the pipe), up to KILL_AFTER.
+      builtin read -r -t "$ka" -u 0 line
+      if (($? > 128)) && builtin kill -0 "$owner" 2>/dev/null; then
+        builtin printf 'tnl.sh: pid %s still running %ss after SIGTERM: sending SIGKILL\n' "$owner" "$ka" >&2
+        builtin kill -KILL "$owner" 2>/dev/null
+      fi
+    fi
+    ;;
+  esac
+}
