@@ -199,6 +199,7 @@ func (t *Table) Acquire(o *Owner, r Request) (*Holder, Result, error) {
 	if r.Mode == protocol.Exclusive && r.Limit > 1 {
 		limit = int32(r.Limit)
 	}
+	now := t.now() // outside the shard mutex
 	s := t.shard(r.Name)
 	s.mu.Lock()
 	e := s.m[r.Name]
@@ -213,7 +214,7 @@ func (t *Table) Acquire(o *Owner, r Request) (*Holder, Result, error) {
 		t.notAcquired.Add(1)
 		return nil, Refused, ErrLimitMismatch
 	}
-	h := &Holder{entry: e, Owner: o, Mode: r.Mode, limit: limit, since: t.now()}
+	h := &Holder{entry: e, Owner: o, Mode: r.Mode, limit: limit, since: now}
 	if e.qhead == nil && e.compatible(h) {
 		t.grant(e, h)
 		s.mu.Unlock()
@@ -273,9 +274,11 @@ func (t *Table) grant(e *entry, h *Holder) {
 		}
 		e.nexcl++
 	}
+	if h.state == stateWaiting {
+		h.since = t.now() // was the time it queued; an immediate grant has it already
+	}
 	h.state = stateHeld
 	h.Token = t.tokens.Next()
-	h.since = t.now()
 	e.token = h.Token
 	e.mode = h.Mode
 	h.next = nil
