@@ -62,6 +62,10 @@ var reqCases = []reqCase{
 	{line: "lock,name:contains%invalid%chars", want: Request{Action: ActLock, Name: "contains%invalid%chars", HasName: true}},
 	{line: "lock,name:.starts-with-dot", want: Request{Action: ActLock, Name: ".starts-with-dot", HasName: true}},
 	{line: "lock,name:has space", want: Request{Action: ActLock, Name: "has space", HasName: true}}, // ValidName refuses it later
+	// Names are kept as sent, never clipped or cleaned: ValidName refuses them,
+	// and a 256-byte name must not become a valid 255-byte one.
+	{line: "lock,name:" + strings.Repeat("n", 256), want: Request{Action: ActLock, Name: strings.Repeat("n", 256), HasName: true}},
+	{line: "lock,name:a\x01\xffb", want: Request{Action: ActLock, Name: "a\x01\xffb", HasName: true}},
 
 	// The other legacy actions.
 	{line: ".ping", want: Request{Action: ActPing}},
@@ -92,6 +96,16 @@ var reqCases = []reqCase{
 	{line: ".holders\n", want: Request{Action: ActHolders}},
 	{line: ".holders,name:x\n", want: Request{Action: ActHolders, Name: "x", HasName: true}},
 	{line: ".quit\n", want: Request{Action: ActQuit}},
+	{line: ".break,name:x,auth:admin-token\n", want: Request{Action: ActBreak, Name: "x", HasName: true, Auth: "admin-token"}},
+	{line: ".server-shutdown,auth:admin-token\n", want: Request{Action: ActShutdown, Auth: "admin-token"}},
+
+	// The shared secret: kept as sent (trimmed, ':' allowed, last wins), and
+	// not an extension key: a legacy lock with a secret still gets legacy answers.
+	{line: "lock,name:x,auth:s3cret", want: Request{Action: ActLock, Name: "x", HasName: true, Auth: "s3cret"}},
+	{line: "lock,name:x, auth : a:b ", want: Request{Action: ActLock, Name: "x", HasName: true, Auth: "a:b"}},
+	{line: "lock,name:x,auth:one,auth:two", want: Request{Action: ActLock, Name: "x", HasName: true, Auth: "two"}},
+	{line: "lock,name:x,auth", want: Request{Action: ActLock, Name: "x", HasName: true}},
+	{line: "lock,name:x,Auth:s", want: Request{Action: ActLock, Name: "x", HasName: true}},
 
 	// Malformed lines: bad-request.
 	{line: "", wantErr: errMalformed},
@@ -241,7 +255,7 @@ func TestParseRequestErrorTypes(t *testing.T) {
 // TestParseRequestCopies checks the doc's promise that a Request does not
 // alias the buffer it was parsed from: the server reuses its read buffer.
 func TestParseRequestCopies(t *testing.T) {
-	buf := []byte("lock,name:abc,client-id:def,host:ghi\n")
+	buf := []byte("lock,name:abc,client-id:def,host:ghi,auth:jkl\n")
 	r, err := ParseRequest(buf)
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +263,7 @@ func TestParseRequestCopies(t *testing.T) {
 	for i := range buf {
 		buf[i] = 'Z'
 	}
-	if r.Name != "abc" || r.ClientID != "def" || r.Host != "ghi" {
+	if r.Name != "abc" || r.ClientID != "def" || r.Host != "ghi" || r.Auth != "jkl" {
 		t.Errorf("after overwriting the buffer: %+v", r)
 	}
 }
@@ -281,7 +295,13 @@ func TestActionString(t *testing.T) {
 	want := map[Action]string{
 		ActUnknown: "", ActLock: "lock", ActRelease: "release", ActKeepalive: ".keepalive",
 		ActPing: ".ping", ActStats: ".stats", ActShutdown: ".server-shutdown",
-		ActSession: ".session", ActHolders: ".holders", ActQuit: ".quit", ActQuit + 1: "", 255: "",
+		ActSession: ".session", ActHolders: ".holders", ActQuit: ".quit", ActBreak: ".break",
+		Action(len(actionNames)): "", 255: "",
+	}
+	for a, s := range actionNames {
+		if w, ok := want[Action(a)]; !ok || w != s {
+			t.Errorf("action %d %q is not in this test", a, s)
+		}
 	}
 	for a, s := range want {
 		if got := a.String(); got != s {
@@ -531,6 +551,10 @@ func canonicalRequest(r Request) (line []byte, ok bool) {
 		line = append(line, ",client-id:"...)
 		line = append(line, r.ClientID...)
 	}
+	if r.Auth != "" {
+		line = append(line, ",auth:"...)
+		line = append(line, r.Auth...)
+	}
 	if r.Ext {
 		line = append(line, ",wait:"...)
 		line = append(line, FormatWait(r.Wait)...)
@@ -577,22 +601,22 @@ func FuzzParseRequest(f *testing.F) {
 			return
 		}
 		// Strings are copies.
-		name, cid, host := strings.Clone(r.Name), strings.Clone(r.ClientID), strings.Clone(r.Host)
+		name, cid, host, auth := strings.Clone(r.Name), strings.Clone(r.ClientID), strings.Clone(r.Host), strings.Clone(r.Auth)
 		for i := range line {
 			line[i] = ','
 		}
-		if r.Name != name || r.ClientID != cid || r.Host != host {
+		if r.Name != name || r.ClientID != cid || r.Host != host || r.Auth != auth {
 			t.Fatalf("ParseRequest(%q): Request aliases its input", in)
 		}
 		copy(line, in)
 
-		for _, s := range []string{r.Name, r.ClientID, r.Host} {
+		for _, s := range []string{r.Name, r.ClientID, r.Host, r.Auth} {
 			if strings.ContainsAny(s, "\n,") {
 				t.Fatalf("ParseRequest(%q): kept %q", in, s)
 			}
 		}
-		if !isTrimmed(r.Name) {
-			t.Fatalf("ParseRequest(%q): name %q not trimmed", in, r.Name)
+		if !isTrimmed(r.Name) || !isTrimmed(r.Auth) {
+			t.Fatalf("ParseRequest(%q): name %q or auth %q not trimmed", in, r.Name, r.Auth)
 		}
 		for _, s := range []string{r.ClientID, r.Host} {
 			if len(s) > maxInfoLen || !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
