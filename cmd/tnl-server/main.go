@@ -30,7 +30,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 type cli struct {
 	Listen           string           `help:"Address to listen on: HOST:PORT, or HOST with --port." env:"TNL_LISTEN" default:"127.0.0.1:7654" placeholder:"ADDR"`
-	Port             int              `help:"Port to listen on (overrides the port of --listen)." placeholder:"N"`
+	Port             *int             `help:"Port to listen on (overrides the port of --listen; 0 picks a free one)." placeholder:"N"`
 	StateDir         string           `help:"Directory for durable state (fencing tokens); without it tokens restart from 1." env:"TNL_STATE_DIR" placeholder:"DIR"`
 	DeadPeerTimeout  time.Duration    `help:"Release the locks of a client that vanished (no FIN, no RST) within this time." default:"30s"`
 	FirstLineTimeout time.Duration    `help:"Close a connection that sends no complete request within this time." default:"10s"`
@@ -220,7 +220,7 @@ func serverTLS(c *cli) (*tls.Config, error) {
 }
 
 // listenAddr combines --listen and --port: tcpnetlock's --listen is a host.
-func listenAddr(listen string, port int) (string, error) {
+func listenAddr(listen string, portFlag *int) (string, error) {
 	host, p, err := net.SplitHostPort(listen)
 	if err != nil {
 		if strings.Contains(err.Error(), "missing port") {
@@ -229,7 +229,8 @@ func listenAddr(listen string, port int) (string, error) {
 			return "", fmt.Errorf("invalid --listen %q: %w", listen, err)
 		}
 	}
-	if port != 0 {
+	if portFlag != nil {
+		port := *portFlag
 		if port < 0 || port > 65535 {
 			return "", fmt.Errorf("invalid --port %d: want 0 to 65535", port)
 		}

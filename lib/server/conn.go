@@ -130,6 +130,9 @@ func (c *conn) run() {
 	if c.state == stSession {
 		s.nsessions.Add(-1)
 	}
+	if c.r < c.w && !s.stopping.Load() {
+		c.lingerClose()
+	}
 	_ = c.nc.Close()
 	s.untrack(c)
 	s.wg.Done()
@@ -276,6 +279,12 @@ func (c *conn) expire(now time.Time) {
 // tells of locks an operator broke.
 func (c *conn) deliverEvents() {
 	granted, broken := c.takeEvents()
+	if c.srv.stopping.Load() {
+		// Shutting down: a lock granted now is released by ReleaseAll a
+		// moment later; announcing it would only mislead the client.
+		c.state = stDone
+		return
+	}
 	for _, h := range broken {
 		switch {
 		case c.state == stSession:
@@ -666,4 +675,23 @@ func (c *conn) handleBreak(req protocol.Request) {
 	}
 	s.log.Warn("lock broken by an operator", "name", req.Name, "holders", n, "remote", c.owner.Addr)
 	c.reply(protocol.KindReleased, req.Name, 0, "")
+}
+
+// lingerClose is used when we close with input unread (a refused line, junk):
+// closing then would make the kernel send a reset, which can destroy our
+// last answer in flight. So: half-close, and drain the input for a moment.
+func (c *conn) lingerClose() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	var buf [512]byte
+	for n := 0; n < 1<<20; {
+		m, err := c.nc.Read(buf[:])
+		n += m
+		if err != nil {
+			return
+		}
+	}
 }

@@ -77,6 +77,7 @@ type Server struct {
 
 	parker *parker // nil: idle holders keep their goroutine
 
+	stopping  atomic.Bool // Shutdown has begun
 	nconns    atomic.Int64
 	nsessions atomic.Int64
 	requests  atomic.Uint64
@@ -219,6 +220,7 @@ func (s *Server) untrack(c *conn) {
 // lock and cancels every wait) and waits for the connection goroutines to end
 // or ctx to expire.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
 	s.mu.Lock()
 	s.closed = true
 	for l := range s.listeners {
