@@ -1,0 +1,18 @@
+#compdef tnl-lock
+# zsh completion for tnl-lock(1). Installed as share/zsh/site-functions/_tnl-lock.
+
+_arguments -s -S \
+  '(-s --server)'{-s+,--server=}'[server to ask]:server (HOST\:PORT):' \
+  '--host=[server host, tcpnetlock spelling]:host:_hosts' \
+  '--port=[server port, tcpnetlock spelling]:port:' \
+  '--client-id=[label shown by tnl-stats]:client id:' \
+  '(-w --wait)'{-w+,--wait=}'[wait for the lock up to DURATION]:duration (30s, 5m, 2, inf):(0 10s 30s 1m 5m 15m 1h inf)' \
+  '--shared[ask for a shared lock]' \
+  '--limit=[semaphore: up to N holders]:holders:' \
+  '(-E --conflict-exit-code)'{-E+,--conflict-exit-code=}'[exit status when not granted]:status:' \
+  '--keep-alive[accepted for tcpnetlock, ignored]' \
+  '--keep-alive-secs=[accepted for tcpnetlock, ignored]:seconds:' \
+  '(-v --verbose)'{-v,--verbose}'[say what happens on stderr]' \
+  '(- *)'{-h,--help}'[show help and exit]' \
+  '(- *)--version[show the version and exit]' \
+  '1:lock name:'
