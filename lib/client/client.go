@@ -287,9 +287,16 @@ func oneShot(ctx context.Context, o Options, line string, want protocol.Kind) er
 
 // DefaultClientID is user@host, the id sent when none is given.
 func DefaultClientID() string {
+	// $USER first: user.Current reads /etc/passwd, measurable in a
+	// command that runs for a few milliseconds.
 	name := os.Getenv("USER")
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		name = u.Username
+	if name == "" {
+		name = os.Getenv("LOGNAME")
+	}
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		}
 	}
 	if name == "" {
 		name = strconv.Itoa(os.Getuid())
