@@ -121,3 +121,14 @@ release-check: ## goreleaser check, then a snapshot build of archives, deb and r
 	$(GO) run $(GORELEASER) check
 	$(GO) run $(GORELEASER) release --snapshot --clean
 	@ls -l dist/*.deb dist/*.rpm dist/*.tar.gz
+
+# ---- hardening ---------------------------------------------------------------
+FUZZTIME ?= 60s
+.PHONY: fuzz
+fuzz: ## run every fuzz target for $(FUZZTIME) each (the seed corpora run in make test)
+	@for pkg in $$($(GO) list ./...); do \
+	  for fn in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$fn"; \
+	    $(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg | tail -n 3 || exit 1; \
+	  done; \
+	done
