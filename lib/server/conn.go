@@ -617,6 +617,7 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		case lockd.NotGranted:
 			c.reply(protocol.KindNotGranted, req.Name, 0, "")
 		case lockd.Refused:
+			s.log.Info("lock refused", "name", req.Name, "remote", c.owner.Addr, "client_id", c.owner.ClientID, "err", err)
 			c.reply(protocol.KindErr, req.Name, 0, refusal(err))
 		}
 	case protocol.ActRelease:
