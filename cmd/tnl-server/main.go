@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,6 +47,7 @@ type cli struct {
 	LogLevel         string           `help:"Log level: debug, info, warn or error." enum:"debug,info,warn,error" default:"info"`
 	Info             bool             `help:"Same as --log-level info (tcpnetlock spelling)."`
 	Debug            bool             `help:"Same as --log-level debug (tcpnetlock spelling)."`
+	CPUProfile       string           `name:"cpu-profile" hidden:"" help:"Write a pprof CPU profile to FILE until exit (for make bench)." placeholder:"FILE"`
 	Version          kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -99,6 +101,17 @@ func serve(c *cli, stderr io.Writer) error {
 		return &exitError{2, errors.New("invalid limits: timeouts must be > 0, --max-line-length >= 64, caps >= 0")}
 	}
 	log := newLogger(c, stderr)
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("--cpu-profile: %w", err)}
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	var tokens lockd.TokenSource
 	if c.StateDir != "" {

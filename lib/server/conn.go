@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
@@ -46,6 +47,9 @@ type conn struct {
 	waits  []wait        // a session's waits (few; kept in arrival order)
 
 	// Filled by Notify on another goroutine; read by serve.
+	wmu sync.Mutex      // held by c's goroutine except while it reads
+	raw syscall.RawConn // sessions on plain TCP: for Notify's direct answer
+
 	mu      sync.Mutex
 	granted []*lockd.Holder
 	broken  []*lockd.Holder // taken away by an operator
@@ -78,11 +82,45 @@ func newConn(s *Server, nc net.Conn) *conn {
 // when one of c's waiters is granted. It must not block: it hands the grant
 // to c's goroutine and wakes it by moving its read deadline into the past.
 func (c *conn) Notify(h *lockd.Holder) {
+	// The fast way, for a session idle in Read: answer the wait right here
+	// with one non-blocking write, saving the wake-up of c's goroutine. It
+	// is safe only while c's goroutine is not working (TryLock) and only
+	// if the whole answer goes out; otherwise the slow way finishes it.
+	if c.raw != nil && c.wmu.TryLock() {
+		done := c.grantDirect(h)
+		c.wmu.Unlock()
+		if done {
+			return
+		}
+	}
 	c.mu.Lock()
 	c.granted = append(c.granted, h)
 	c.nev.Add(1)
 	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+}
+
+// grantDirect answers a session's granted wait without blocking. wmu held.
+func (c *conn) grantDirect(h *lockd.Holder) bool {
+	if c.state != stSession || len(c.out) != 0 || !c.dropWait(h) {
+		return false
+	}
+	c.reply(protocol.KindOK, h.Name(), h.Token, "")
+	n, werr := -1, error(nil)
+	err := c.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), c.out)
+		return true // one attempt: never wait for the socket to drain
+	})
+	if err == nil && werr == nil && n == len(c.out) {
+		c.out = c.out[:0]
+		return true
+	}
+	if n > 0 {
+		c.out = c.out[:copy(c.out, c.out[n:])]
+	}
+	// The wait is answered (in c.out); the queued grant only wakes c's
+	// goroutine, which flushes the rest and finds no wait to answer.
+	return false
 }
 
 // Broken is called by lockd when an operator breaks one of c's locks.
@@ -141,7 +179,6 @@ func (c *conn) run() {
 // loop reads and answers requests until the connection ends (false) or is
 // handed to the parker (true).
 func (c *conn) loop() (parked bool) {
-	s := c.srv
 	// A connection the parker resumes has input or a hangup waiting: it
 	// must read before it parks again, or it would only re-arm the same
 	// event, never answer, and spin. A fresh connection cannot hold a lock
@@ -150,44 +187,19 @@ func (c *conn) loop() (parked bool) {
 	// Being resumed counts as activity: it keeps the park deadline ahead,
 	// so the first Read really reads instead of timing out at once.
 	c.lastSeen = time.Now()
-	for c.state != stDone {
-		// Answer every complete line already buffered before reading more:
-		// several requests in one write are answered in order, in one write.
-		for c.state != stDone {
-			line, ok, err := c.nextLine()
-			if err != nil {
-				s.log.Warn("request refused: line too long", "remote", c.owner.Addr, "max", s.cfg.MaxLineLength)
-				c.reply(protocol.KindErr, "", 0, "line too long")
-				c.state = stDone
-				break
-			}
-			if !ok {
-				break
-			}
-			s.requests.Add(1)
-			c.handle(line)
-		}
-		c.deliverEvents()
-		now := time.Now()
-		if c.state != stDone {
-			c.expire(now)
-		}
-		if !c.flush() || c.state == stDone {
+	for {
+		// Everything but the Read happens under wmu, so that Notify can
+		// tell, by TryLock, that the connection's state is stable.
+		c.wmu.Lock()
+		next := c.turn(haveRead)
+		c.wmu.Unlock()
+		switch next {
+		case turnEnd:
 			return false
-		}
-		c.compact()
-		if haveRead && c.parkable() && now.Sub(c.lastSeen) >= parkDelay && !c.pendingEvents() && s.parker.park(c) {
-			// A legacy holder may stay silent for days: keep no goroutine
-			// (and no stack) for it, only the connection. An event that
-			// came in while parking is picked up here, or by its sender.
-			if !c.pendingEvents() || !s.parker.unpark(c) {
-				return true
-			}
+		case turnParked:
+			return true
+		case turnAgain:
 			continue
-		}
-		c.setDeadline(c.deadline())
-		if c.pendingEvents() {
-			continue // a grant raced with the new deadline
 		}
 		n, err := c.nc.Read(c.buf[c.w:])
 		if n > 0 || err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -205,8 +217,58 @@ func (c *conn) loop() (parked bool) {
 			return false // EOF, reset, half-close: the peer is gone
 		}
 	}
-	c.flush()
-	return false
+}
+
+// What loop does after a turn.
+const (
+	turnRead   = iota // read more input
+	turnAgain         // look again without reading
+	turnEnd           // close the connection
+	turnParked        // handed to the parker
+)
+
+// turn answers the buffered lines and the events, and says what next.
+func (c *conn) turn(haveRead bool) int {
+	s := c.srv
+	// Answer every complete line already buffered before reading more:
+	// several requests in one write are answered in order, in one write.
+	for c.state != stDone {
+		line, ok, err := c.nextLine()
+		if err != nil {
+			s.log.Warn("request refused: line too long", "remote", c.owner.Addr, "max", s.cfg.MaxLineLength)
+			c.reply(protocol.KindErr, "", 0, "line too long")
+			c.state = stDone
+			break
+		}
+		if !ok {
+			break
+		}
+		s.requests.Add(1)
+		c.handle(line)
+	}
+	c.deliverEvents()
+	now := time.Now()
+	if c.state != stDone {
+		c.expire(now)
+	}
+	if !c.flush() || c.state == stDone {
+		return turnEnd
+	}
+	c.compact()
+	if haveRead && c.parkable() && now.Sub(c.lastSeen) >= parkDelay && !c.pendingEvents() && s.parker.park(c) {
+		// A legacy holder may stay silent for days: keep no goroutine
+		// (and no stack) for it, only the connection. An event that
+		// came in while parking is picked up here, or by its sender.
+		if !c.pendingEvents() || !s.parker.unpark(c) {
+			return turnParked
+		}
+		return turnAgain
+	}
+	c.setDeadline(c.deadline())
+	if c.pendingEvents() {
+		return turnAgain // a grant raced with the new deadline
+	}
+	return turnRead
 }
 
 // parkDelay is how long a legacy holder stays on its goroutine after its
@@ -464,6 +526,9 @@ func (c *conn) handle(line []byte) {
 		c.owner.ClientID, c.owner.Host, c.owner.PID = req.ClientID, req.Host, req.PID
 		c.state = stSession
 		c.srv.nsessions.Add(1)
+		if tc, ok := c.nc.(*net.TCPConn); ok {
+			c.raw, _ = tc.SyscallConn()
+		}
 		c.out = protocol.AppendSession(c.out, c.srv.cfg.DeadPeerTimeout)
 	case protocol.ActShutdown:
 		c.state = stDone
