@@ -1,0 +1,279 @@
+// Command tnl-do runs a command while holding a network lock. See tnl-do(1).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/tnl-lock/tnl/lib/client"
+	"github.com/tnl-lock/tnl/lib/cliflags"
+	"github.com/tnl-lock/tnl/lib/exitcode"
+	"github.com/tnl-lock/tnl/lib/supervise"
+)
+
+var version = ""
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const prog = "tnl-do"
+
+const description = `Run COMMAND while holding the network lock NAME, then release it.
+
+  tnl-do [flags] NAME [--] COMMAND [ARG...]
+  tnl-do [flags] -c NAME 'COMMAND LINE'
+  tnl-do --lock-name NAME [--retry N] [--retry-wait SECONDS] [--shell] -- COMMAND
+
+Exit status: the command's own; 128+N when signal N killed it; 123 (-E) not
+granted or the wait timed out; 122 the lock was lost; 125 the server could not
+be reached; 126/127 the command could not be run / was not found; 2 usage.`
+
+type cli struct {
+	Version kong.VersionFlag `help:"Print the version and exit."`
+	cliflags.Client
+	cliflags.Lock
+
+	Shell     bool              `short:"c" help:"Run the command with /bin/sh -c; give the whole command line as one argument."`
+	OnLost    string            `name:"on-lost" enum:"term,kill,ignore" default:"term" placeholder:"ACTION" help:"When the lock is lost while the command runs: term (SIGTERM to its process group, SIGKILL after --kill-after), kill (SIGKILL at once) or ignore (a warning). The exit status is 122. Default term."`
+	KillAfter cliflags.Duration `name:"kill-after" default:"10s" placeholder:"DURATION" help:"Grace between SIGTERM and SIGKILL with --on-lost term. Default 10s."`
+	LockName  string            `name:"lock-name" group:"tcpnetlock" placeholder:"NAME" help:"The lock name (tcpnetlock spelling); then NAME is not given."`
+	Retry     int               `group:"tcpnetlock" placeholder:"N" help:"When the lock is not granted, try N more times, --retry-wait apart (tcpnetlock; --wait keeps a place in the queue instead)."`
+	RetryWait cliflags.Duration `name:"retry-wait" group:"tcpnetlock" default:"10" placeholder:"SECONDS" help:"Time between two tries of --retry. Default 10."`
+	Name      string            `arg:"" optional:"" help:"The lock name."`
+	Command   []string          `arg:"" optional:"" passthrough:"partial" help:"The command and its arguments; put -- before it when it has options of its own."`
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	errw := stderr
+	if f, ok := stderr.(*os.File); ok {
+		// tnl-do may have to write while the command owns the terminal.
+		errw = supervise.TerminalWriter(f)
+	}
+	return exitcode.Print(errw, prog, do(args, stdout, stderr, errw))
+}
+
+func do(args []string, stdout, rawStderr, stderr io.Writer) error {
+	// Start catching signals at once, in the background: see
+	// supervise.Catch.
+	sigs := make(chan os.Signal, 64)
+	waitReady, ready := supervise.Catch(sigs)
+
+	// Split at the first "--": what follows is the command, untouched by
+	// flag parsing, as flock(1) and tcpnetlock's tnl_do take it.
+	head, tail, dashdash := args, []string(nil), false
+	if i := slices.Index(args, "--"); i >= 0 {
+		head, tail, dashdash = args[:i], args[i+1:], true
+	}
+	c, ok := fastParse(head, dashdash)
+	if !ok {
+		parser, err := cliflags.New(prog, description, &c, stdout, stderr, cliflags.VersionString(version))
+		if err != nil {
+			return err
+		}
+		_, done, err := cliflags.Parse(parser, head)
+		if done {
+			return err
+		}
+		if err != nil {
+			if !dashdash && strings.HasPrefix(err.Error(), "unknown flag") {
+				return cliflags.Usage(errors.Unwrap(err), "put -- before the command when it has options of its own: tnl-do [flags] NAME -- COMMAND [ARG...]")
+			}
+			return err
+		}
+	}
+	name, argv, err := c.nameAndCommand(tail, dashdash)
+	if err != nil {
+		return err
+	}
+	if err := c.Lock.Check(); err != nil {
+		return err
+	}
+	if err := client.ValidName(name); err != nil {
+		return cliflags.Usage(err, "")
+	}
+	if c.Retry < 0 {
+		return cliflags.Usage(fmt.Errorf("--retry %d: must not be negative", c.Retry), "")
+	}
+	onLost, err := supervise.ParseOnLost(c.OnLost)
+	if err != nil {
+		return cliflags.Usage(err, "")
+	}
+	addr, err := c.Addr()
+	if err != nil {
+		return err
+	}
+	// Find the command before asking for the lock: a typo costs nobody a
+	// turn, and fails with 127 at once.
+	path, err := supervise.LookPath(argv[0])
+	if err != nil {
+		return err
+	}
+
+	// INT, TERM, HUP and QUIT are caught before the lock is asked for
+	// (req.Ready): while tnl-do waits, they end the wait (128+N) and nothing
+	// runs.
+	ctx, stop := supervise.CancelOnSignal(context.Background(), sigs)
+
+	req := cliflags.Request{
+		Prog: prog,
+		Name: name,
+		Dial: client.Options{Addr: addr, ClientID: c.ID()},
+		Lock: c.LockOptions(),
+
+		Conflict:  c.ConflictExitCode,
+		Retry:     c.Retry,
+		RetryWait: time.Duration(c.RetryWait),
+		Verbose:   c.IsVerbose(),
+		Talk:      c.IsVerbose() || cliflags.IsTerminal(rawStderr),
+		Stderr:    stderr,
+		Ready:     waitReady,
+	}
+	cl, lease, err := req.Do(ctx)
+	if sig := stop(); sig != nil {
+		// A signal ended the wait, or came right after the grant: the
+		// command must not start.
+		if lease != nil {
+			lease.Release()
+		}
+		if cl != nil {
+			cl.Close()
+		}
+		if req.Verbose {
+			fmt.Fprintf(stderr, "%s: %v while waiting for %s; nothing was run\n", prog, sig, name)
+		}
+		return exitcode.Silent(exitcode.FromSignal(sig.(syscall.Signal)))
+	}
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	env := append(os.Environ(),
+		"TNL_LOCK="+name,
+		"TNL_FENCE="+strconv.FormatUint(lease.Token(), 10),
+		"TNL_SERVER="+addr,
+	)
+	<-ready
+	select {
+	case <-lease.Done():
+		// Lost between the grant and now: do not start the command at all.
+		why := strings.TrimPrefix(fmt.Sprint(lease.Err()), client.ErrLost.Error()+": ")
+		return exitcode.New(exitcode.Lost, "lock %s lost before the command started: %s; nothing was run", name, why)
+	default:
+	}
+	p, err := supervise.Start(supervise.Config{Path: path, Argv: argv, Env: env,
+		Stdin: fileOr(nil, os.Stdin), Stdout: fileOr(stdout, os.Stdout), Stderr: fileOr(rawStderr, os.Stderr)})
+	if err != nil {
+		lease.Release()
+		return err
+	}
+	res := p.Supervise(supervise.Options{
+		Signals:   sigs,
+		Lost:      lease.Done(),
+		OnLost:    onLost,
+		KillAfter: time.Duration(c.KillAfter),
+		LostHook: func() {
+			why := strings.TrimPrefix(fmt.Sprint(lease.Err()), client.ErrLost.Error()+": ")
+			switch onLost {
+			case supervise.Term:
+				fmt.Fprintf(stderr, "%s: lock %s lost: %s; stopping the command (SIGTERM, SIGKILL after %v)\n", prog, name, why, time.Duration(c.KillAfter))
+			case supervise.Kill:
+				fmt.Fprintf(stderr, "%s: lock %s lost: %s; killing the command\n", prog, name, why)
+			case supervise.Ignore:
+				fmt.Fprintf(stderr, "%s: warning: lock %s lost: %s; the command keeps running (--on-lost ignore)\n", prog, name, why)
+			}
+		},
+	})
+	// No signal.Stop: it costs as much as Notify, and we are about to exit.
+	if res.Lost {
+		return exitcode.Silent(exitcode.Lost)
+	}
+	// The command is done: release at once, and wait for the server to
+	// confirm, so that a script's next "tnl-do NAME" finds the lock free.
+	// (Closing the connection would release it too, but the server might
+	// see the close only after that next request.) A failure changes
+	// nothing for the command; the server releases on close anyway.
+	if err := lease.Release(); err != nil {
+		if req.Verbose {
+			fmt.Fprintf(stderr, "%s: releasing %s: %v\n", prog, name, err)
+		}
+	} else if req.Verbose {
+		fmt.Fprintf(stderr, "%s: released %s\n", prog, name)
+	}
+	return exitcode.Silent(exitcode.FromWaitStatus(res.Status))
+}
+
+// fastParse handles the most common command line, "tnl-do NAME -- COMMAND
+// [ARG...]" without flags, without kong: building kong's model costs about
+// half a millisecond, a good part of what tnl-do adds to the command's own
+// run time. Anything else, and a $TNL_WAIT it cannot read, goes to kong.
+// TestFastParse checks that both give the same result.
+func fastParse(head []string, dashdash bool) (c cli, ok bool) {
+	if !dashdash || len(head) != 1 || strings.HasPrefix(head[0], "-") {
+		return cli{}, false
+	}
+	c.Name = head[0]
+	c.Limit = 1
+	c.ConflictExitCode = exitcode.Conflict
+	c.OnLost = "term"
+	c.KillAfter = cliflags.Duration(10 * time.Second)
+	c.RetryWait = cliflags.Duration(10 * time.Second)
+	if v, set := os.LookupEnv("TNL_WAIT"); set {
+		if err := c.Wait.UnmarshalText([]byte(v)); err != nil {
+			return cli{}, false
+		}
+	}
+	return c, true
+}
+
+// nameAndCommand sorts out the lock name and the command from the
+// positional arguments, in both spellings.
+func (c *cli) nameAndCommand(tail []string, dashdash bool) (string, []string, error) {
+	name, cmd := c.Name, c.Command
+	if dashdash {
+		if len(cmd) > 0 {
+			return "", nil, cliflags.Usage(fmt.Errorf("unexpected argument %q before --", cmd[0]), "usage: tnl-do [flags] NAME -- COMMAND [ARG...]")
+		}
+		cmd = tail
+	}
+	if c.LockName != "" {
+		if dashdash && name != "" {
+			return "", nil, cliflags.Usage(fmt.Errorf("lock name given twice: %q and --lock-name %q", name, c.LockName), "")
+		}
+		if !dashdash && name != "" {
+			// tnl_do --lock-name NAME COMMAND ARG...: the first word
+			// kong took for NAME is the command.
+			cmd = append([]string{name}, cmd...)
+		}
+		name = c.LockName
+	}
+	switch {
+	case name == "":
+		return "", nil, cliflags.Usage(errors.New("missing the lock name"), "usage: tnl-do [flags] NAME -- COMMAND [ARG...]")
+	case len(cmd) == 0:
+		return "", nil, cliflags.Usage(errors.New("missing the command to run"), "usage: tnl-do [flags] NAME -- COMMAND [ARG...]")
+	}
+	if c.Shell {
+		if len(cmd) != 1 {
+			return "", nil, cliflags.Usage(fmt.Errorf("--shell takes the command line as one argument, got %d", len(cmd)), "quote it: tnl-do -c NAME 'COMMAND | ...'")
+		}
+		return name, []string{"/bin/sh", "-c", cmd[0]}, nil
+	}
+	return name, cmd, nil
+}
+
+func fileOr(w any, def *os.File) *os.File {
+	if f, ok := w.(*os.File); ok {
+		return f
+	}
+	return def
+}

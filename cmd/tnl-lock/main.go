@@ -1,0 +1,142 @@
+// Command tnl-lock acquires a network lock and holds it until its standard
+// input ends or it is told to stop. See tnl-lock(1).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/tnl-lock/tnl/lib/client"
+	"github.com/tnl-lock/tnl/lib/cliflags"
+	"github.com/tnl-lock/tnl/lib/exitcode"
+	"github.com/tnl-lock/tnl/lib/supervise"
+)
+
+var version = ""
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const prog = "tnl-lock"
+
+const description = `Acquire the network lock NAME and hold it until standard input reaches end
+of file, or SIGTERM, SIGINT or SIGHUP (then release it and exit 0).
+
+When the lock is granted, tnl-lock prints its fencing token, a decimal number,
+alone on one line on standard output, so that a script or a coprocess can wait
+for that line:
+
+  coproc LOCK { exec tnl-lock -w 30s build; }
+  read -r TNL_FENCE <&"${LOCK[0]}" || exit 1   # held from here
+  ...
+  exec {LOCK[1]}>&-                             # release
+
+Exit status: 0 released; 123 (-E) not granted or the wait timed out; 122 the
+lock was lost while held (one line on standard error); 125 the server could
+not be reached; 128+N signal N ended the wait; 2 usage.`
+
+type cli struct {
+	Version kong.VersionFlag `help:"Print the version and exit."`
+	cliflags.Client
+	cliflags.Lock
+	Name string `arg:"" help:"The lock name."`
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	return exitcode.Print(stderr, prog, lock(args, os.Stdin, stdout, stderr))
+}
+
+func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var c cli
+	parser, err := cliflags.New(prog, description, &c, stdout, stderr, cliflags.VersionString(version))
+	if err != nil {
+		return err
+	}
+	if _, done, err := cliflags.Parse(parser, args); done || err != nil {
+		return err
+	}
+	if err := c.Lock.Check(); err != nil {
+		return err
+	}
+	if err := client.ValidName(c.Name); err != nil {
+		return cliflags.Usage(err, "")
+	}
+	addr, err := c.Addr()
+	if err != nil {
+		return err
+	}
+
+	// INT, TERM and HUP end a wait (128+N, as tnl-do) and, once the lock is
+	// held, release it (exit 0). Other signals keep their default action:
+	// tnl-lock dies, its connection closes, the server releases.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := supervise.CancelOnSignal(context.Background(), sigs)
+	req := cliflags.Request{
+		Prog:     prog,
+		Name:     c.Name,
+		Dial:     client.Options{Addr: addr, ClientID: c.ID()},
+		Lock:     c.LockOptions(),
+		Conflict: c.ConflictExitCode,
+		Verbose:  c.IsVerbose(),
+		Talk:     c.IsVerbose() || cliflags.IsTerminal(stderr),
+		Stderr:   stderr,
+	}
+	cl, lease, err := req.Do(ctx)
+	if sig := stop(); sig != nil {
+		if lease != nil {
+			lease.Release()
+		}
+		if cl != nil {
+			cl.Close()
+		}
+		return exitcode.Silent(exitcode.FromSignal(sig.(syscall.Signal)))
+	}
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	// The one line a script waits for. os.Stdout is not buffered, so it is
+	// out the moment Fprintf returns.
+	if _, err := fmt.Fprintf(stdout, "%d\n", lease.Token()); err != nil {
+		lease.Release()
+		return fmt.Errorf("cannot print the token: %w", err)
+	}
+	if req.Verbose {
+		fmt.Fprintf(stderr, "%s: holding %s until end of input or SIGTERM\n", prog, c.Name)
+	}
+
+	eof := make(chan struct{})
+	go func() {
+		// Whatever comes on standard input is ignored; its end releases.
+		io.Copy(io.Discard, stdin)
+		close(eof)
+	}()
+	select {
+	case <-eof:
+	case sig := <-sigs:
+		if req.Verbose {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, sig)
+		}
+	case <-lease.Done():
+		why := strings.TrimPrefix(fmt.Sprint(lease.Err()), client.ErrLost.Error()+": ")
+		return exitcode.New(exitcode.Lost, "lock %s lost: %s", c.Name, why)
+	}
+	if err := lease.Release(); err != nil {
+		// The lock went away while we were letting it go: it is released
+		// either way, but it was not held to the end.
+		why := strings.TrimPrefix(err.Error(), client.ErrLost.Error()+": ")
+		return exitcode.New(exitcode.Lost, "lock %s lost: %s", c.Name, why)
+	}
+	if req.Verbose {
+		fmt.Fprintf(stderr, "%s: released %s\n", prog, c.Name)
+	}
+	return nil
+}

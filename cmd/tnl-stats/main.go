@@ -1,0 +1,208 @@
+// Command tnl-stats shows who holds and who waits for the locks of a
+// tnl-server, and the server's counters. See tnl-stats(1).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/tnl-lock/tnl/lib/client"
+	"github.com/tnl-lock/tnl/lib/cliflags"
+	"github.com/tnl-lock/tnl/lib/exitcode"
+)
+
+var version = ""
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const prog = "tnl-stats"
+
+const description = `Show the locks of a tnl-server, with their holders and waiters in queue
+order, and the server's counters; only the named locks when NAMEs are given.
+
+Exit status: 0; 125 the server could not be reached; 2 usage.`
+
+type cli struct {
+	Version kong.VersionFlag `help:"Print the version and exit."`
+	cliflags.Server
+	JSON    bool              `name:"json" help:"Print one JSON object (schema in tnl-stats(1)) instead of the table."`
+	Timeout cliflags.Duration `default:"10s" placeholder:"DURATION" help:"Give up on a server that does not answer within DURATION (30s, 2 = seconds). Default 10s."`
+	Names   []string          `arg:"" optional:"" name:"name" help:"Lock names to show; all when none is given."`
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	return exitcode.Print(stderr, prog, stats(args, stdout, stderr))
+}
+
+// Output is the --json document. Its fields are a stable interface: new
+// fields may be added, none is renamed or removed.
+type Output struct {
+	Server    string           `json:"server"`    // HOST:PORT asked
+	Time      time.Time        `json:"time"`      // when the answer was read
+	Locks     []Lock           `json:"locks"`     // held or awaited names, sorted; never null
+	Truncated bool             `json:"truncated"` // the server cut a very long list
+	Stats     map[string]int64 `json:"stats"`     // the server's counters (lock_count, requests_count, ...)
+}
+
+// Lock is one name in Output.
+type Lock struct {
+	Name    string  `json:"name"`
+	Mode    string  `json:"mode"`    // "exclusive" or "shared"
+	Limit   int     `json:"limit"`   // semaphore size; 1 for a plain lock
+	Token   uint64  `json:"token"`   // the latest fencing token granted for the name
+	Holders []Party `json:"holders"` // never null
+	Waiters []Party `json:"waiters"` // in queue order; never null
+}
+
+// Party is a holder or a waiter.
+type Party struct {
+	ClientID string    `json:"client_id"`
+	Host     string    `json:"host"`
+	PID      int       `json:"pid"`
+	Addr     string    `json:"addr"`            // the client's address as the server sees it
+	Mode     string    `json:"mode"`            // "exclusive" or "shared"
+	Since    time.Time `json:"since"`           // granted, or queued for a waiter
+	Token    uint64    `json:"token,omitempty"` // the holder's fencing token; absent for waiters
+}
+
+func stats(args []string, stdout, stderr io.Writer) error {
+	var c cli
+	parser, err := cliflags.New(prog, description, &c, stdout, stderr, cliflags.VersionString(version))
+	if err != nil {
+		return err
+	}
+	if _, done, err := cliflags.Parse(parser, args); done || err != nil {
+		return err
+	}
+	for _, n := range c.Names {
+		if err := client.ValidName(n); err != nil {
+			return cliflags.Usage(err, "")
+		}
+	}
+	addr, err := c.Addr()
+	if err != nil {
+		return err
+	}
+	timeout := time.Duration(c.Timeout)
+	if timeout <= 0 {
+		return cliflags.Usage(fmt.Errorf("--timeout %v: must be more than 0", timeout), "")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Options{Addr: addr, DialTimeout: timeout})
+	if err != nil {
+		return &exitcode.Error{Code: exitcode.Unreachable, Err: err}
+	}
+	defer cl.Close()
+	infos, trunc, err := cl.Holders(ctx, c.Names...)
+	if err != nil {
+		return exitcode.New(exitcode.Unreachable, "cannot read the holders from %s: %w", addr, err)
+	}
+	counters, err := cl.Stats(ctx)
+	if err != nil {
+		return exitcode.New(exitcode.Unreachable, "cannot read the counters from %s: %w", addr, err)
+	}
+	out := Output{Server: addr, Time: time.Now(), Locks: []Lock{}, Truncated: trunc, Stats: counters}
+	if out.Stats == nil {
+		out.Stats = map[string]int64{}
+	}
+	for _, li := range infos {
+		out.Locks = append(out.Locks, Lock{
+			Name: li.Name, Mode: li.Mode, Limit: li.Limit, Token: li.Token,
+			Holders: parties(li.Holders), Waiters: parties(li.Waiters),
+		})
+	}
+	slices.SortFunc(out.Locks, func(a, b Lock) int { return strings.Compare(a.Name, b.Name) })
+
+	if c.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	printTable(stdout, out, c.Names)
+	return nil
+}
+
+func parties(in []client.Holder) []Party {
+	out := make([]Party, 0, len(in))
+	for _, h := range in {
+		out = append(out, Party{ClientID: h.ClientID, Host: h.Host, PID: h.PID, Addr: h.Addr, Mode: h.Mode, Since: h.Since, Token: h.Token})
+	}
+	return out
+}
+
+// printTable writes one row per holder and per waiter, then the counters:
+//
+//	NAME   MODE       STATE   CLIENT    HOST  PID   SINCE               TOKEN
+//	build  exclusive  held    alice@h1  h1    4242  10:42:01 (3s ago)   17
+//	build  exclusive  wait 1  bob@h2    h2    977   10:42:03 (1s ago)   -
+func printTable(w io.Writer, out Output, asked []string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	now := out.Time
+	if len(out.Locks) == 0 && len(asked) == 0 {
+		fmt.Fprintf(w, "no locks are held or awaited on %s\n", out.Server)
+	} else {
+		fmt.Fprintln(tw, "NAME\tMODE\tSTATE\tCLIENT\tHOST\tPID\tSINCE\tTOKEN")
+		seen := map[string]bool{}
+		for _, l := range out.Locks {
+			seen[l.Name] = true
+			mode := l.Mode
+			if l.Limit > 1 {
+				mode += " (limit " + strconv.Itoa(l.Limit) + ")"
+			}
+			for _, h := range l.Holders {
+				row(tw, l.Name, mode, "held", h, now, strconv.FormatUint(h.Token, 10))
+			}
+			for i, h := range l.Waiters {
+				row(tw, l.Name, mode, "wait "+strconv.Itoa(i+1), h, now, "-")
+			}
+		}
+		for _, n := range asked {
+			if !seen[n] {
+				seen[n] = true
+				fmt.Fprintf(tw, "%s\t-\tfree\t-\t-\t-\t-\t-\n", n)
+			}
+		}
+		tw.Flush()
+	}
+	if out.Truncated {
+		fmt.Fprintln(w, "(the server cut the list short)")
+	}
+	fmt.Fprintf(w, "\nSERVER %s\n", out.Server)
+	keys := make([]string, 0, len(out.Stats))
+	for k := range out.Stats {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%d\n", k, out.Stats[k])
+	}
+	tw.Flush()
+}
+
+func row(tw io.Writer, name, mode, state string, h Party, now time.Time, token string) {
+	client, host, pid := h.ClientID, h.Host, "-"
+	if client == "" {
+		client = "-"
+	}
+	if host == "" {
+		host = h.Addr
+	}
+	if host == "" {
+		host = "-"
+	}
+	if h.PID > 0 {
+		pid = strconv.Itoa(h.PID)
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, mode, state, client, host, pid, cliflags.Since(h.Since, now), token)
+}

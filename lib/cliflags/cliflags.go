@@ -1,0 +1,340 @@
+// Package cliflags holds the kong grammar shared by tnl's client commands
+// (tnl-lock, tnl-do, tnl-stats): the common client flags of the contract
+// (server, client id, wait, shared, limit, conflict exit code, verbose), their
+// environment variables, tcpnetlock's spellings of them, and the small pieces
+// every main package needs around kong (a parser that never calls os.Exit,
+// usage errors with status 2, the version string).
+//
+// It does not dial, lock or run anything; it turns argv and the environment
+// into values, and says clearly when they are wrong.
+package cliflags
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"os/user"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/tnl-lock/tnl/lib/exitcode"
+)
+
+// DefaultPort is tnl-server's port, the same as tcpnetlock's.
+const DefaultPort = 7654
+
+// DefaultHost is where the server is looked for when nothing else says.
+const DefaultHost = "127.0.0.1"
+
+// Server chooses the server. Precedence, first set wins: --server, $TNL_SERVER,
+// $TCPNETLOCK_HOST and $TCPNETLOCK_PORT, 127.0.0.1:7654; then --host and
+// --port (tcpnetlock's spelling) replace their half of the result, so a
+// command line always beats the environment.
+type Server struct {
+	Server string `short:"s" placeholder:"HOST:PORT" help:"The server to ask. Default: $TNL_SERVER, else $TCPNETLOCK_HOST:$TCPNETLOCK_PORT, else 127.0.0.1:7654."`
+	Host   string `placeholder:"HOST" help:"The server's host (tcpnetlock spelling); replaces the host of --server."`
+	Port   int    `placeholder:"PORT" help:"The server's port (tcpnetlock spelling); replaces the port of --server."`
+}
+
+// Addr resolves the server's HOST:PORT from the flags and the process
+// environment.
+func (s *Server) Addr() (string, error) { return s.Resolve(os.Getenv) }
+
+// Resolve is Addr with the environment given as a lookup function.
+func (s *Server) Resolve(getenv func(string) string) (string, error) {
+	host, port := DefaultHost, strconv.Itoa(DefaultPort)
+	switch {
+	case s.Server != "":
+		h, p, err := splitServer(s.Server)
+		if err != nil {
+			return "", usage(fmt.Errorf("--server %q: %w", s.Server, err))
+		}
+		host, port = h, p
+	case getenv("TNL_SERVER") != "":
+		v := getenv("TNL_SERVER")
+		h, p, err := splitServer(v)
+		if err != nil {
+			return "", usage(fmt.Errorf("$TNL_SERVER %q: %w", v, err))
+		}
+		host, port = h, p
+	case getenv("TCPNETLOCK_HOST") != "" || getenv("TCPNETLOCK_PORT") != "":
+		if h := getenv("TCPNETLOCK_HOST"); h != "" {
+			host = h
+		}
+		if p := getenv("TCPNETLOCK_PORT"); p != "" {
+			if err := checkPort(p); err != nil {
+				return "", usage(fmt.Errorf("$TCPNETLOCK_PORT %q: %w", p, err))
+			}
+			port = p
+		}
+	}
+	if s.Host != "" {
+		host = strings.TrimSuffix(strings.TrimPrefix(s.Host, "["), "]")
+	}
+	if s.Port != 0 {
+		if err := checkPort(strconv.Itoa(s.Port)); err != nil {
+			return "", usage(fmt.Errorf("--port %d: %w", s.Port, err))
+		}
+		port = strconv.Itoa(s.Port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// splitServer splits HOST:PORT; a lone host (also a bare or bracketed IPv6
+// address) gets the default port.
+func splitServer(v string) (host, port string, err error) {
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		if h == "" {
+			h = DefaultHost
+		}
+		if err := checkPort(p); err != nil {
+			return "", "", err
+		}
+		return h, p, nil
+	}
+	h := strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+	if h == "" || strings.ContainsAny(h, "[]") || (strings.Contains(h, ":") && net.ParseIP(h) == nil) {
+		return "", "", errors.New("want HOST:PORT")
+	}
+	return h, strconv.Itoa(DefaultPort), nil
+}
+
+func checkPort(p string) error {
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return errors.New("port must be a number from 1 to 65535")
+	}
+	return nil
+}
+
+// Client is the server plus who we are and how much to say.
+type Client struct {
+	Server   `embed:""`
+	ClientID string `name:"client-id" placeholder:"ID" help:"A label for this client, shown to whoever looks for the holder. Default: $TNL_CLIENT_ID, else $TCPNETLOCK_CLIENT_ID, else user@host (the pid is sent too)."`
+	Verbose  bool   `short:"v" help:"Say on standard error what happens: who holds the lock while waiting, the grant and its token, the release."`
+
+	// tcpnetlock's logging flags: accepted, and mean -v.
+	Debug bool `hidden:"" help:"Same as -v (tcpnetlock spelling)."`
+	Info  bool `hidden:"" help:"Same as -v (tcpnetlock spelling)."`
+	// tcpnetlock's keepalive flags: tnl always sends heartbeats, at a pace
+	// derived from the server's dead-peer timeout, so they change nothing.
+	KeepAlive     bool `name:"keep-alive" group:"tcpnetlock" help:"Accepted for tcpnetlock and ignored: heartbeats are always on."`
+	KeepAliveSecs int  `name:"keep-alive-secs" group:"tcpnetlock" placeholder:"SECONDS" help:"Accepted for tcpnetlock and ignored."`
+}
+
+// IsVerbose reports whether -v or one of tcpnetlock's --debug/--info was given.
+func (c *Client) IsVerbose() bool { return c.Verbose || c.Debug || c.Info }
+
+// ID returns the client id to send: --client-id, else $TNL_CLIENT_ID, else
+// $TCPNETLOCK_CLIENT_ID, else user@host. An empty variable counts as unset.
+func (c *Client) ID() string { return c.ResolveID(os.Getenv) }
+
+// ResolveID is ID with the environment given as a lookup function.
+func (c *Client) ResolveID(getenv func(string) string) string {
+	for _, v := range []string{c.ClientID, getenv("TNL_CLIENT_ID"), getenv("TCPNETLOCK_CLIENT_ID")} {
+		if v != "" {
+			return v
+		}
+	}
+	return DefaultClientID()
+}
+
+// DefaultClientID returns user@host, with what can be found of each.
+func DefaultClientID() string {
+	name := os.Getenv("USER")
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		} else {
+			name = strconv.Itoa(os.Getuid())
+		}
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return name + "@" + host
+}
+
+// Lock is how to ask for a lock: wait, mode, semaphore limit, and the status
+// for a refusal.
+type Lock struct {
+	Wait             Wait `short:"w" env:"TNL_WAIT" default:"0" placeholder:"DURATION" help:"Wait up to DURATION for the lock, in the server's first-come first-served queue: 30s, 5m, 2 (seconds), inf. Default 0: try once."`
+	Shared           bool `help:"Ask for a shared lock: many shared holders at once, never with an exclusive one."`
+	Limit            int  `default:"1" placeholder:"N" help:"Semaphore: up to N holders of the name at once; everyone using the name must give the same N. Default 1."`
+	ConflictExitCode int  `short:"E" name:"conflict-exit-code" default:"123" placeholder:"N" help:"Exit status when the lock is not granted or the wait runs out. Default 123."`
+}
+
+// Check validates the values kong cannot.
+func (l *Lock) Check() error {
+	if l.Limit < 1 || l.Limit > 1000000 {
+		return usage(fmt.Errorf("--limit %d: must be from 1 to 1000000", l.Limit))
+	}
+	if l.ConflictExitCode < 0 || l.ConflictExitCode > 255 {
+		return usage(fmt.Errorf("--conflict-exit-code %d: must be from 0 to 255", l.ConflictExitCode))
+	}
+	if l.Shared && l.Limit > 1 {
+		return usage(errors.New("--shared and --limit cannot be used together"))
+	}
+	return nil
+}
+
+// Duration is a time span written as a Go duration ("250ms", "5m", "1h30m")
+// or a plain number of seconds ("2", "0.5"), as flock(1) and tcpnetlock take
+// seconds.
+type Duration time.Duration
+
+// UnmarshalText parses a Duration; kong calls it for flags and variables.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// ParseDuration parses a Go duration or a number of seconds; negative spans
+// are refused.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) || f*float64(time.Second) > math.MaxInt64 {
+			return 0, fmt.Errorf("invalid duration %q: want seconds from 0 up", s)
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q: want 30s, 5m, 1h30m or a number of seconds", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
+	}
+	return d, nil
+}
+
+// Wait is a Duration that may also be "inf" (or "infinity"): wait as long as
+// it takes. An empty value (an empty $TNL_WAIT) is 0.
+type Wait struct {
+	D   time.Duration
+	Inf bool
+}
+
+// UnmarshalText parses a Wait.
+func (w *Wait) UnmarshalText(b []byte) error {
+	switch strings.ToLower(strings.TrimSpace(string(b))) {
+	case "inf", "infinity", "forever":
+		*w = Wait{Inf: true}
+		return nil
+	case "":
+		*w = Wait{}
+		return nil
+	}
+	d, err := ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%w (or inf)", err)
+	}
+	*w = Wait{D: d}
+	return nil
+}
+
+func (w Wait) String() string {
+	if w.Inf {
+		return "inf"
+	}
+	return w.D.String()
+}
+
+func usage(err error) error { return &exitcode.Error{Code: exitcode.Usage, Err: err} }
+
+// Usage returns err as a usage error (status 2) with a hint.
+func Usage(err error, hint string) error {
+	return &exitcode.Error{Code: exitcode.Usage, Err: err, Hint: hint}
+}
+
+// exitRequest is what kong's Exit hook panics with, so that --help and
+// --version return through run instead of calling os.Exit.
+type exitRequest int
+
+// New builds a kong parser for a command whose grammar is the struct grammar:
+// output goes to stdout/stderr, and kong never exits the process.
+func New(name, description string, grammar any, stdout, stderr io.Writer, version string, opts ...kong.Option) (*kong.Kong, error) {
+	opts = append([]kong.Option{
+		kong.Name(name),
+		kong.Description(description),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitRequest(code)) }),
+		kong.Vars{"version": name + " " + version},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
+		kong.ExplicitGroups([]kong.Group{{Key: "tcpnetlock", Title: "tcpnetlock compatibility"}}),
+	}, opts...)
+	return kong.New(grammar, opts...)
+}
+
+// Parse parses args. done is true when kong already did all there was to do
+// (--help, --version): the caller returns err's status (0). A parse error
+// comes back as a usage error (status 2) with a hint pointing at --help.
+func Parse(p *kong.Kong, args []string) (ctx *kong.Context, done bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			code, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			ctx, done, err = nil, true, nil
+			if code != 0 {
+				err = exitcode.Silent(int(code))
+			}
+		}
+	}()
+	ctx, err = p.Parse(args)
+	if err != nil {
+		return nil, false, Usage(err, "see "+p.Model.Name+" --help")
+	}
+	return ctx, false, nil
+}
+
+// VersionString returns the version to print: the one set at link time with
+// -X main.version, else the module version or VCS revision recorded by the
+// Go toolchain, else "devel".
+func VersionString(linked string) string {
+	if linked != "" {
+		return linked
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return "devel-" + rev
+}

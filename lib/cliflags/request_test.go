@@ -1,0 +1,57 @@
+package cliflags
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tnl-lock/tnl/lib/client"
+)
+
+func TestDescribe(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 42, 5, 0, time.Local)
+	since := now.Add(-3*time.Minute - 12*time.Second)
+	li := client.LockInfo{
+		Name: "build",
+		Holders: []client.Holder{
+			{ClientID: "alice@b1", Host: "b1", PID: 4242, Since: since},
+			{ClientID: "carol", Addr: "10.0.0.3:5555", Since: since},
+		},
+		Waiters: []client.Holder{{ClientID: "bob"}, {ClientID: "dave"}},
+	}
+	if got, want := DescribeHolders(li, now), "alice@b1 (pid 4242 on b1) since 10:38:53 (3m12s ago) and 1 more, 2 waiting"; got != want {
+		t.Errorf("DescribeHolders = %q, want %q", got, want)
+	}
+	if got, want := DescribeParty(li.Holders[1]), "carol (from 10.0.0.3:5555)"; got != want {
+		t.Errorf("DescribeParty = %q, want %q", got, want)
+	}
+	if got, want := DescribeParty(client.Holder{}), "a client"; got != want {
+		t.Errorf("DescribeParty(zero) = %q, want %q", got, want)
+	}
+	if got := DescribeHolders(client.LockInfo{Waiters: li.Waiters}, now); got != "nobody (2 waiting)" {
+		t.Errorf("no holders: %q", got)
+	}
+	if got := DescribeHolders(client.LockInfo{}, now); got != "" {
+		t.Errorf("empty: %q", got)
+	}
+	yesterday := now.Add(-24 * time.Hour)
+	if got, want := Since(yesterday, now), "2026-11-24 10:42:05 (24h0m0s ago)"; got != want {
+		t.Errorf("Since(yesterday) = %q, want %q", got, want)
+	}
+	if got := Since(time.Time{}, now); got != "an unknown time" {
+		t.Errorf("Since(zero) = %q", got)
+	}
+}
+
+func TestLockOptions(t *testing.T) {
+	l := Lock{Wait: Wait{Inf: true}, Shared: true, Limit: 1}
+	if o := l.LockOptions(); o.Wait != client.Forever || !o.Shared || !l.Waits() {
+		t.Errorf("inf: %+v", o)
+	}
+	l = Lock{Wait: Wait{D: 2 * time.Second}, Limit: 3}
+	if o := l.LockOptions(); o.Wait != 2*time.Second || o.Limit != 3 || !l.Waits() {
+		t.Errorf("2s: %+v", o)
+	}
+	if (&Lock{}).Waits() {
+		t.Error("zero Lock waits")
+	}
+}

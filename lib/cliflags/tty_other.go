@@ -1,0 +1,7 @@
+//go:build !linux
+
+package cliflags
+
+import "os"
+
+func isatty(f *os.File) bool { return false }
