@@ -34,7 +34,8 @@ _tnl_do()
         case $word in
             -s|--server|--host|--port|--client-id|-w|--wait|--limit|-E|\
             --conflict-exit-code|--on-lost|--kill-after|--lock-name|--retry|\
-            --retry-wait|--keep-alive-secs)
+            --retry-wait|--keep-alive-secs|--auth-token-file|--tls-ca|\
+            --tls-cert|--tls-key)
                 [[ ${COMP_WORDS[i+1]-} == = ]] && i=$(( i + 1 ))
                 i=$(( i + 1 )) ;;
             =|-*) ;;
@@ -73,6 +74,10 @@ _tnl_do()
         --host)
             mapfile -t COMPREPLY < <(compgen -A hostname -- "$cur")
             return 0 ;;
+        --auth-token-file|--tls-ca|--tls-cert|--tls-key)
+            compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+            return 0 ;;
         -s|--server|--port|--client-id|--limit|-E|--conflict-exit-code|\
         --lock-name|--retry|--retry-wait|--keep-alive-secs)
             return 0 ;;
@@ -82,6 +87,7 @@ _tnl_do()
         local opts='--server --host --port --client-id --wait --shared --limit
             --conflict-exit-code --shell --on-lost --kill-after --lock-name
             --retry --retry-wait --keep-alive --keep-alive-secs --verbose
+            --auth-token-file --tls --tls-ca --tls-cert --tls-key
             --help --version --'
         [[ $cur == -- || $cur == --?* ]] || opts+=' -s -w -E -c -v -h'
         mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")

@@ -21,7 +21,8 @@ function __tnl_do_command_at
                 return 0
             case -s --server --host --port --client-id -w --wait --limit -E \
                 --conflict-exit-code --on-lost --kill-after --lock-name --retry \
-                --retry-wait --keep-alive-secs
+                --retry-wait --keep-alive-secs --auth-token-file --tls-ca --tls-cert \
+                --tls-key
                 set skip 1
             case '-*'
             case '*'
@@ -71,5 +72,10 @@ complete -c tnl-do -n 'not __tnl_do_in_command' -l retry-wait -x -d 'Seconds bet
 complete -c tnl-do -n 'not __tnl_do_in_command' -l keep-alive -d 'Accepted for tcpnetlock, ignored'
 complete -c tnl-do -n 'not __tnl_do_in_command' -l keep-alive-secs -x -d 'Accepted for tcpnetlock, ignored'
 complete -c tnl-do -n 'not __tnl_do_in_command' -s v -l verbose -d 'Say what happens on stderr'
+complete -c tnl-do -n 'not __tnl_do_in_command' -l auth-token-file -r -F -d 'Read the shared secret from FILE'
+complete -c tnl-do -n 'not __tnl_do_in_command' -l tls -d 'Talk TLS to the server (system CAs)'
+complete -c tnl-do -n 'not __tnl_do_in_command' -l tls-ca -r -F -d 'Trust the CAs in FILE for the server'
+complete -c tnl-do -n 'not __tnl_do_in_command' -l tls-cert -r -F -d 'Client certificate to present (PEM)'
+complete -c tnl-do -n 'not __tnl_do_in_command' -l tls-key -r -F -d 'Private key of --tls-cert (PEM)'
 complete -c tnl-do -n 'not __tnl_do_in_command' -s h -l help -d 'Show help and exit'
 complete -c tnl-do -n 'not __tnl_do_in_command' -l version -d 'Show the version and exit'

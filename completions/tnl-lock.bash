@@ -26,6 +26,10 @@ _tnl_lock()
         --host)
             mapfile -t COMPREPLY < <(compgen -A hostname -- "$cur")
             return 0 ;;
+        --auth-token-file|--tls-ca|--tls-cert|--tls-key)
+            compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+            return 0 ;;
         -s|--server|--port|--client-id|--limit|-E|--conflict-exit-code|\
         --keep-alive-secs)
             return 0 ;;
@@ -34,6 +38,7 @@ _tnl_lock()
     if [[ $cur == -* ]]; then
         local opts='--server --host --port --client-id --wait --shared --limit
             --conflict-exit-code --keep-alive --keep-alive-secs --verbose
+            --auth-token-file --tls --tls-ca --tls-cert --tls-key
             --help --version'
         [[ $cur == -- || $cur == --?* ]] || opts+=' -s -w -E -v -h'
         mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")

@@ -13,6 +13,11 @@ _arguments -s -S \
   '--keep-alive[accepted for tcpnetlock, ignored]' \
   '--keep-alive-secs=[accepted for tcpnetlock, ignored]:seconds:' \
   '(-v --verbose)'{-v,--verbose}'[say what happens on stderr]' \
+  '--auth-token-file=[read the shared secret from FILE]:secret file:_files' \
+  '--tls[talk TLS to the server, trusting the system CAs]' \
+  '--tls-ca=[trust the CAs in FILE for the server]:CA certificates (PEM):_files' \
+  '--tls-cert=[client certificate to present]:certificate (PEM):_files' \
+  '--tls-key=[private key of --tls-cert]:private key (PEM):_files' \
   '(- *)'{-h,--help}'[show help and exit]' \
   '(- *)--version[show the version and exit]' \
   '1:lock name:'

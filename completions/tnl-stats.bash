@@ -24,15 +24,21 @@ _tnl_stats()
         --host)
             mapfile -t COMPREPLY < <(compgen -A hostname -- "$cur")
             return 0 ;;
+        --auth-token-file|--admin-token-file|--tls-ca|--tls-cert|--tls-key)
+            compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+            return 0 ;;
         --timeout)
             mapfile -t COMPREPLY < <(compgen -W '1s 3s 10s 30s' -- "$cur")
             return 0 ;;
-        -s|--server|--port)
+        -s|--server|--port|--break)
             return 0 ;;
     esac
 
     if [[ $cur == -* ]]; then
-        local opts='--server --host --port --json --timeout --help --version'
+        local opts='--server --host --port --json --timeout --break
+            --admin-token-file --auth-token-file --tls --tls-ca --tls-cert
+            --tls-key --help --version'
         [[ $cur == -- || $cur == --?* ]] || opts+=' -s -h'
         mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
     fi

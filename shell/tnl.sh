@@ -324,7 +324,8 @@ __tnl_usage() { # WHO
   builtin printf '%s\n' \
     'FLAGS: -s, --server HOST:PORT   --host HOST   --port PORT   --client-id ID' \
     '       -w, --wait DURATION   --shared   --limit N   -E, --conflict-exit-code N' \
-    '       -v, --verbose   --on-lost term|kill|ignore   --kill-after DURATION'
+    '       -v, --verbose   --on-lost term|kill|ignore   --kill-after DURATION' \
+    '       --auth-token-file FILE   --tls   --tls-ca FILE   --tls-cert FILE   --tls-key FILE'
   if [[ $1 == with_lock ]]; then
     builtin printf '%s\n' \
       '       -c, --shell   --retry N   --retry-wait SECONDS   (external COMMAND only)'
@@ -354,7 +355,8 @@ __tnl_parse() {
     case $flag in
     -s | --server | --host | --port | --client-id | -w | --wait | --limit | \
       -E | --conflict-exit-code | --on-lost | --kill-after | --lock-name | \
-      --retry | --retry-wait | --keep-alive-secs)
+      --retry | --retry-wait | --keep-alive-secs | --auth-token-file | \
+      --tls-ca | --tls-cert | --tls-key)
       if [[ -z $hasval ]]; then
         if (($# < 2)); then
           __tnl_err "$who" "flag $flag needs a value"
@@ -363,7 +365,7 @@ __tnl_parse() {
         value=$2 n=2
       fi
       ;;
-    --shared | -v | --verbose | --debug | --info | --keep-alive | -c | --shell | -h | --help)
+    --shared | -v | --verbose | --debug | --info | --keep-alive | --tls | -c | --shell | -h | --help)
       if [[ -n $hasval ]]; then
         __tnl_err "$who" "flag $flag takes no value"
         return 2
@@ -382,9 +384,10 @@ __tnl_parse() {
     case $flag in
     -s | --server) __tnl_server=$value; __tnl_lockargs+=(--server "$value") ;;
     -w | --wait) __tnl_lockargs+=(--wait "$value") ;;
-    --host | --port | --client-id | --limit | --keep-alive-secs)
+    --host | --port | --client-id | --limit | --keep-alive-secs | \
+      --auth-token-file | --tls-ca | --tls-cert | --tls-key)
       __tnl_lockargs+=("$flag" "$value") ;;
-    --shared | -v | --verbose | --debug | --info | --keep-alive)
+    --shared | -v | --verbose | --debug | --info | --keep-alive | --tls)
       __tnl_lockargs+=("$flag") ;;
     -E | --conflict-exit-code)
       if [[ ! $value =~ ^[0-9]{1,3}$ ]] || ((10#$value > 255)); then

@@ -18,15 +18,28 @@
 //	                         run PROG, fail unless it exits with status WANT
 //	                         (a signal death never matches); -p writes PROG's
 //	                         pid to PIDFILE once it runs
+//	gencerts                 write a fresh CA (ca.pem), a server certificate
+//	                         for 127.0.0.1 (server.pem, server.key) and a
+//	                         client certificate (client.pem, client.key)
+//	                         signed by it, and another CA (other-ca.pem),
+//	                         into $WORK
 //
 // Bash choreography inside a script sources $TNL_TEST_LIB (testdata/lib.bash)
-// for waitfor, gone and now_ms. Nothing sleeps to synchronise: everything
+// for waitfor, gone and now_ms; $TNL_SH is shell/tnl.sh. Nothing sleeps to synchronise: everything
 // waits for a line in a file, with a deadline.
 package test
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +94,10 @@ func TestCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tnlsh, err := filepath.Abs("../shell/tnl.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A script that hangs fails within two minutes, not at go test's
 	// ten-minute default; the whole suite takes seconds.
 	deadline := time.Now().Add(2 * time.Minute)
@@ -94,12 +111,14 @@ func TestCLI(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", dir+string(os.PathListSeparator)+filepath.Join(dir, "helpers")+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("TNL_TEST_LIB", lib)
+			env.Setenv("TNL_SH", tnlsh)
 			env.Setenv("USER", "tester")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"server":  cmdServer,
-			"waitfor": cmdWaitfor,
+			"server":   cmdServer,
+			"waitfor":  cmdWaitfor,
+			"gencerts": cmdGencerts,
 		},
 	})
 }
@@ -139,6 +158,7 @@ func startServer(ts *testscript.TestScript, flags []string) {
 	}
 	args := append([]string{"--listen", "127.0.0.1:0"}, flags...)
 	cmd := exec.Command(filepath.Join(binDir, "tnl-server"), args...)
+	cmd.Dir = ts.Getenv("WORK") // relative paths in FLAGs are the script's
 	logf, err := os.Create(ts.MkAbs("server.log"))
 	ts.Check(err)
 	pr, pw, err := os.Pipe()
@@ -216,6 +236,61 @@ func cmdWaitfor(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("waited %v for %s to match %v; it holds %q (%v)", timeout, args[0], re, b, err)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func cmdGencerts(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: gencerts")
+	}
+	write := func(name, typ string, der []byte) {
+		b := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+		ts.Check(os.WriteFile(ts.MkAbs(name), b, 0o600))
+	}
+	newKey := func() (*ecdsa.PrivateKey, []byte) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		ts.Check(err)
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		ts.Check(err)
+		return key, der
+	}
+	serial := int64(0)
+	newCert := func(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) (*x509.Certificate, []byte) {
+		serial++
+		tmpl.SerialNumber = big.NewInt(serial)
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		if parent == nil {
+			parent = tmpl
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+		ts.Check(err)
+		c, err := x509.ParseCertificate(der)
+		ts.Check(err)
+		return c, der
+	}
+	caTmpl := func(cn string) *x509.Certificate {
+		return &x509.Certificate{Subject: pkix.Name{CommonName: cn}, IsCA: true,
+			BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	}
+	caKey, _ := newKey()
+	ca, der := newCert(caTmpl("tnl test CA"), nil, &caKey.PublicKey, caKey)
+	write("ca.pem", "CERTIFICATE", der)
+	otherKey, _ := newKey()
+	_, der = newCert(caTmpl("another CA"), nil, &otherKey.PublicKey, otherKey)
+	write("other-ca.pem", "CERTIFICATE", der)
+	for _, leaf := range []struct {
+		name  string
+		usage x509.ExtKeyUsage
+	}{{"server", x509.ExtKeyUsageServerAuth}, {"client", x509.ExtKeyUsageClientAuth}} {
+		key, keyDER := newKey()
+		tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "tnl test " + leaf.name},
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{leaf.usage}}
+		if leaf.name == "server" {
+			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+		}
+		_, der := newCert(tmpl, ca, &key.PublicKey, caKey)
+		write(leaf.name+".pem", "CERTIFICATE", der)
+		write(leaf.name+".key", "PRIVATE KEY", keyDER)
 	}
 }
 

@@ -29,12 +29,15 @@ var compContract = map[string][]string{
 		"--dead-peer-timeout", "--state-dir", "--help", "--version"},
 	"tnl-lock": {"-s", "--server", "--host", "--port", "--client-id", "-w", "--wait", "--shared",
 		"--limit", "-E", "--conflict-exit-code", "-v", "--verbose", "--keep-alive",
-		"--keep-alive-secs", "--help", "--version"},
+		"--keep-alive-secs", "--auth-token-file", "--tls", "--tls-ca", "--tls-cert", "--tls-key",
+		"--help", "--version"},
 	"tnl-do": {"-s", "--server", "--host", "--port", "--client-id", "-w", "--wait", "--shared",
 		"--limit", "-E", "--conflict-exit-code", "-v", "--verbose", "-c", "--shell", "--on-lost",
 		"--kill-after", "--lock-name", "--retry", "--retry-wait", "--keep-alive",
-		"--keep-alive-secs", "--help", "--version"},
-	"tnl-stats": {"-s", "--server", "--host", "--port", "--json", "--help", "--version"},
+		"--keep-alive-secs", "--auth-token-file", "--tls", "--tls-ca", "--tls-cert", "--tls-key",
+		"--help", "--version"},
+	"tnl-stats": {"-s", "--server", "--host", "--port", "--json", "--auth-token-file", "--tls",
+		"--tls-ca", "--tls-cert", "--tls-key", "--break", "--admin-token-file", "--help", "--version"},
 }
 
 // compHelp is what one command's --help shows.
@@ -323,6 +326,11 @@ func TestCompletionBash(t *testing.T) {
 		{words: []string{"tnl-server", "--log-format", ""}, want: []string{"json", "text"}},
 		{words: []string{"tnl-server", "--log-level", ""}, want: []string{"debug", "error", "info", "warn"}},
 		{words: []string{"tnl-server", "--state-dir", "/us"}, has: "/usr"},
+		{words: []string{"tnl-do", "--tls-ca", "/us"}, has: "/usr"},
+		{words: []string{"tnl-do", "--auth-token-file", "/etc/passwd", "x", "ech"}, has: "echo"},
+		{words: []string{"tnl-lock", "--tls-cert", "/us"}, has: "/usr"},
+		{words: []string{"tnl-stats", "--admin-token-file", "/us"}, has: "/usr"},
+		{words: []string{"tnl-stats", "--break", ""}, want: nil},
 	}
 	for _, c := range cases {
 		_, got := compBash(t, c.words[0], c.words...)

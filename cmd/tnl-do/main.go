@@ -111,6 +111,10 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	dial, err := c.DialOptions(addr)
+	if err != nil {
+		return err
+	}
 	// Find the command before asking for the lock: a typo costs nobody a
 	// turn, and fails with 127 at once.
 	path, err := supervise.LookPath(argv[0])
@@ -126,7 +130,7 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	req := cliflags.Request{
 		Prog: prog,
 		Name: name,
-		Dial: client.Options{Addr: addr, ClientID: c.ID()},
+		Dial: dial,
 		Lock: c.LockOptions(),
 
 		Conflict:  c.ConflictExitCode,
@@ -216,7 +220,9 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 // [ARG...]" without flags, without kong: building kong's model costs about
 // half a millisecond, a good part of what tnl-do adds to the command's own
 // run time. Anything else, and a $TNL_WAIT it cannot read, goes to kong.
-// TestFastParse checks that both give the same result.
+// TestFastParse checks that both give the same result. The other variables
+// ($TNL_SERVER, $TNL_CLIENT_ID, $TNL_AUTH_TOKEN_FILE, $TNL_TLS...) are read
+// after parsing, by the same code on both paths.
 func fastParse(head []string, dashdash bool) (c cli, ok bool) {
 	if !dashdash || len(head) != 1 || strings.HasPrefix(head[0], "-") {
 		return cli{}, false

@@ -26,7 +26,8 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const prog = "tnl-lock"
 
 const description = `Acquire the network lock NAME and hold it until standard input reaches end
-of file, or SIGTERM, SIGINT or SIGHUP (then release it and exit 0).
+of file, or SIGTERM, SIGINT or SIGHUP (then release it and exit 0). End of
+input while waiting for the lock (-w) gives up the wait (status 123, -E).
 
 When the lock is granted, tnl-lock prints its fencing token, a decimal number,
 alone on one line on standard output, so that a script or a coprocess can wait
@@ -71,22 +72,54 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	dial, err := c.DialOptions(addr)
+	if err != nil {
+		return err
+	}
+	req := cliflags.Request{
+		Prog:     prog,
+		Name:     c.Name,
+		Dial:     dial,
+		Lock:     c.LockOptions(),
+		Conflict: c.ConflictExitCode,
+		Verbose:  c.IsVerbose(),
+		Talk:     c.IsVerbose() || cliflags.IsTerminal(stderr),
+		Stderr:   stderr,
+	}
+
+	// Standard input is watched from the start, not only once the lock is
+	// held: whoever started tnl-lock may go away while it waits (a script
+	// killed, a coprocess whose shell exited), and a waiter nobody will
+	// ever use must not keep its place in the queue until it is granted.
+	// Its end gives up the wait at once (the conflict status, as a wait
+	// that ran out). When the input has already ended before the lock is
+	// asked for, nobody is there to wait for: tnl-lock asks once, as
+	// without --wait, so that the outcome does not depend on which of the
+	// end of input and the server's answer comes first.
+	ended, eof := watchInput(stdin)
+	if ended && req.Lock.Wait != 0 {
+		if req.Verbose {
+			fmt.Fprintf(stderr, "%s: input ended before the lock was asked for: asking once instead of waiting\n", prog)
+		}
+		req.Lock.Wait = 0
+	}
 
 	// INT, TERM and HUP end a wait (128+N, as tnl-do) and, once the lock is
 	// held, release it (exit 0). Other signals keep their default action:
 	// tnl-lock dies, its connection closes, the server releases.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	ctx, stop := supervise.CancelOnSignal(context.Background(), sigs)
-	req := cliflags.Request{
-		Prog:     prog,
-		Name:     c.Name,
-		Dial:     client.Options{Addr: addr, ClientID: c.ID()},
-		Lock:     c.LockOptions(),
-		Conflict: c.ConflictExitCode,
-		Verbose:  c.IsVerbose(),
-		Talk:     c.IsVerbose() || cliflags.IsTerminal(stderr),
-		Stderr:   stderr,
+	sctx, stop := supervise.CancelOnSignal(context.Background(), sigs)
+	ctx, giveUp := context.WithCancel(sctx)
+	defer giveUp()
+	if req.Lock.Wait != 0 {
+		go func() {
+			select {
+			case <-eof:
+				giveUp()
+			case <-ctx.Done():
+			}
+		}()
 	}
 	cl, lease, err := req.Do(ctx)
 	if sig := stop(); sig != nil {
@@ -99,6 +132,13 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return exitcode.Silent(exitcode.FromSignal(sig.(syscall.Signal)))
 	}
 	if err != nil {
+		if lease == nil && sctx.Err() == nil && ctx.Err() != nil {
+			// The end of input ended the wait; Do has left the queue.
+			if req.Talk {
+				return exitcode.New(req.Conflict, "lock %s not granted: end of input while waiting", c.Name)
+			}
+			return exitcode.Silent(req.Conflict)
+		}
 		return err
 	}
 	defer cl.Close()
@@ -113,12 +153,6 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s: holding %s until end of input or SIGTERM\n", prog, c.Name)
 	}
 
-	eof := make(chan struct{})
-	go func() {
-		// Whatever comes on standard input is ignored; its end releases.
-		io.Copy(io.Discard, stdin)
-		close(eof)
-	}()
 	select {
 	case <-eof:
 	case sig := <-sigs:
@@ -139,4 +173,22 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s: released %s\n", prog, c.Name)
 	}
 	return nil
+}
+
+// watchInput reads and discards stdin until its end, which closes eof.
+// ended reports whether the input had ended already, as far as can be told
+// without waiting: everything readable at once was read and its end came.
+func watchInput(stdin io.Reader) (ended bool, eof <-chan struct{}) {
+	done := make(chan struct{})
+	if f, ok := stdin.(*os.File); ok && drained(f) {
+		close(done)
+		return true, done
+	}
+	go func() {
+		// Whatever comes on standard input is ignored; its end (or an
+		// error reading it) counts as the end.
+		io.Copy(io.Discard, stdin)
+		close(done)
+	}()
+	return false, done
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,14 +31,21 @@ const prog = "tnl-stats"
 const description = `Show the locks of a tnl-server, with their holders and waiters in queue
 order, and the server's counters; only the named locks when NAMEs are given.
 
-Exit status: 0; 125 the server could not be reached; 2 usage.`
+  tnl-stats [flags] [NAME...]
+  tnl-stats --break NAME --admin-token-file FILE
+
+Exit status: 0; 1 --break of a lock nobody holds; 125 the server could not be
+reached, or refused (a secret it does not accept); 2 usage.`
 
 type cli struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
 	cliflags.Server
-	JSON    bool              `name:"json" help:"Print one JSON object (schema in tnl-stats(1)) instead of the table."`
-	Timeout cliflags.Duration `default:"10s" placeholder:"DURATION" help:"Give up on a server that does not answer within DURATION (30s, 2 = seconds). Default 10s."`
-	Names   []string          `arg:"" optional:"" name:"name" help:"Lock names to show; all when none is given."`
+	cliflags.Security
+	JSON           bool              `name:"json" help:"Print one JSON object (schema in tnl-stats(1)) instead of the table."`
+	Timeout        cliflags.Duration `default:"10s" placeholder:"DURATION" help:"Give up on a server that does not answer within DURATION (30s, 2 = seconds). Default 10s."`
+	Break          string            `name:"break" placeholder:"NAME" help:"Break the lock NAME: take it from its holders, for a holder that is alive but stuck (its tnl-do stops its command and exits 122). Needs --admin-token-file."`
+	AdminTokenFile string            `name:"admin-token-file" placeholder:"FILE" help:"The operator's secret, for --break: the file given to tnl-server --admin-token-file. Default: $TNL_ADMIN_TOKEN_FILE."`
+	Names          []string          `arg:"" optional:"" name:"name" help:"Lock names to show; all when none is given."`
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -97,11 +105,22 @@ func stats(args []string, stdout, stderr io.Writer) error {
 	if timeout <= 0 {
 		return cliflags.Usage(fmt.Errorf("--timeout %v: must be more than 0", timeout), "")
 	}
+	token, tlsConfig, err := c.Security.Load(os.Getenv)
+	if err != nil {
+		return err
+	}
+	opts := client.Options{Addr: addr, DialTimeout: timeout, AuthToken: token, TLS: tlsConfig}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cl, err := client.Dial(ctx, client.Options{Addr: addr, DialTimeout: timeout})
+	if c.Break != "" {
+		return breakLock(ctx, c, opts, stdout)
+	}
+	if c.AdminTokenFile != "" {
+		return cliflags.Usage(errors.New("--admin-token-file is for --break"), "")
+	}
+	cl, err := client.Dial(ctx, opts)
 	if err != nil {
-		return &exitcode.Error{Code: exitcode.Unreachable, Err: err}
+		return cliflags.DialError(opts, err)
 	}
 	defer cl.Close()
 	infos, trunc, err := cl.Holders(ctx, c.Names...)
@@ -132,6 +151,55 @@ func stats(args []string, stdout, stderr io.Writer) error {
 	printTable(stdout, out, c.Names)
 	return nil
 }
+
+// breakLock is --break: one .break request with the admin secret. The
+// statuses: 0 broken, 1 nobody held it (as grep finds nothing), 125 the
+// server could not be reached or refused the secret, 2 usage.
+func breakLock(ctx context.Context, c cli, opts client.Options, stdout io.Writer) error {
+	name := c.Break
+	switch {
+	case len(c.Names) > 0:
+		return cliflags.Usage(fmt.Errorf("--break takes one lock name; got %q as well", c.Names[0]), "break one lock at a time: tnl-stats --break NAME")
+	case c.JSON:
+		return cliflags.Usage(errors.New("--break and --json cannot be used together"), "")
+	}
+	if err := client.ValidName(name); err != nil {
+		return cliflags.Usage(err, "")
+	}
+	path, from := c.AdminTokenFile, "--admin-token-file"
+	if path == "" {
+		path, from = os.Getenv("TNL_ADMIN_TOKEN_FILE"), "$TNL_ADMIN_TOKEN_FILE"
+	}
+	if path == "" {
+		return cliflags.Usage(errors.New("--break needs the operator's secret"),
+			"give --admin-token-file FILE or set TNL_ADMIN_TOKEN_FILE: the file tnl-server was started with")
+	}
+	admin, err := cliflags.ReadSecret(path, from)
+	if err != nil {
+		return err
+	}
+	err = client.Break(ctx, opts, name, admin)
+	var se *client.ServerError
+	switch {
+	case err == nil:
+		_, err := fmt.Fprintf(stdout, "broke %s\n", name)
+		return err
+	case errors.As(err, &se) && se.Msg == "not held":
+		return exitcode.New(exitcodeNotHeld, "lock %s is not held: nothing to break", name)
+	case errors.As(err, &se):
+		err = fmt.Errorf("server %s refused to break %s: %s", opts.Addr, name, se.Msg)
+		switch se.Msg {
+		case "admin token required", "authentication failed", "authentication required":
+			return &exitcode.Error{Code: exitcode.Unreachable, Err: err,
+				Hint: "the secret in " + from + " is not the server's admin secret (a server started without --admin-token-file refuses every --break)"}
+		}
+		return &exitcode.Error{Code: exitcode.Unreachable, Err: err}
+	}
+	return cliflags.DialError(opts, err)
+}
+
+// exitcodeNotHeld is --break's status when nobody held the lock.
+const exitcodeNotHeld = 1
 
 func parties(in []client.Holder) []Party {
 	out := make([]Party, 0, len(in))

@@ -63,6 +63,16 @@ func (e *ServerError) Error() string {
 	return "server refused: " + e.Msg
 }
 
+// refusedError is a refused session: its own words, and the ServerError
+// underneath for errors.As.
+type refusedError struct {
+	msg string
+	err error
+}
+
+func (e *refusedError) Error() string { return e.msg }
+func (e *refusedError) Unwrap() error { return e.err }
+
 // Options configure Dial. The zero value talks to DefaultAddr.
 type Options struct {
 	Addr     string // HOST:PORT
@@ -184,7 +194,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if err != nil || rep.Kind != protocol.KindSession {
 		nc.Close()
 		if rep.Kind == protocol.KindErr {
-			return nil, fmt.Errorf("server %s refused the session: %w", o.Addr, &ServerError{Msg: rep.Msg})
+			return nil, &refusedError{fmt.Sprintf("server %s refused the session: %s", o.Addr, rep.Msg), &ServerError{Msg: rep.Msg}}
 		}
 		return nil, fmt.Errorf("server %s does not speak the tnl session protocol (answered %q)", o.Addr, trimNL(b))
 	}
@@ -216,7 +226,7 @@ func connect(ctx context.Context, o *Options, dial func(context.Context, string,
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("cannot talk to server %s: TLS: %w", o.Addr, unwrapOp(err))
+			return nil, fmt.Errorf("cannot talk to server %s: %w", o.Addr, unwrapOp(err)) // "tls: ..."
 		}
 		nc = tc
 	}

@@ -1,7 +1,7 @@
 // Package cliflags holds the kong grammar shared by tnl's client commands
 // (tnl-lock, tnl-do, tnl-stats): the common client flags of the contract
-// (server, client id, wait, shared, limit, conflict exit code, verbose), their
-// environment variables, tcpnetlock's spellings of them, and the small pieces
+// (server, client id, wait, shared, limit, conflict exit code, verbose), the
+// shared secret and TLS, their environment variables, tcpnetlock's spellings of them, and the small pieces
 // every main package needs around kong (a parser that never calls os.Exit,
 // usage errors with status 2, the version string).
 //
@@ -24,6 +24,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tnl-lock/tnl/lib/client"
 	"github.com/tnl-lock/tnl/lib/exitcode"
 )
 
@@ -119,6 +120,7 @@ type Client struct {
 	Server   `embed:""`
 	ClientID string `name:"client-id" placeholder:"ID" help:"A label for this client, shown to whoever looks for the holder. Default: $TNL_CLIENT_ID, else $TCPNETLOCK_CLIENT_ID, else user@host (the pid is sent too)."`
 	Verbose  bool   `short:"v" help:"Say on standard error what happens: who holds the lock while waiting, the grant and its token, the release."`
+	Security `embed:""`
 
 	// tcpnetlock's logging flags: accepted, and mean -v.
 	Debug bool `hidden:"" help:"Same as -v (tcpnetlock spelling)."`
@@ -127,6 +129,17 @@ type Client struct {
 	// derived from the server's dead-peer timeout, so they change nothing.
 	KeepAlive     bool `name:"keep-alive" group:"tcpnetlock" help:"Accepted for tcpnetlock and ignored: heartbeats are always on."`
 	KeepAliveSecs int  `name:"keep-alive-secs" group:"tcpnetlock" placeholder:"SECONDS" help:"Accepted for tcpnetlock and ignored."`
+}
+
+// DialOptions returns what client.Dial needs to reach the server at addr as
+// this client: the client id, the shared secret and TLS, from the flags and
+// the process environment.
+func (c *Client) DialOptions(addr string) (client.Options, error) {
+	token, tlsConfig, err := c.Security.Load(os.Getenv)
+	if err != nil {
+		return client.Options{}, err
+	}
+	return client.Options{Addr: addr, ClientID: c.ID(), AuthToken: token, TLS: tlsConfig}, nil
 }
 
 // IsVerbose reports whether -v or one of tcpnetlock's --debug/--info was given.

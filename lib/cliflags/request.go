@@ -65,7 +65,7 @@ func (r *Request) Do(ctx context.Context) (*client.Client, *client.Lease, error)
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		return nil, nil, &exitcode.Error{Code: exitcode.Unreachable, Err: err}
+		return nil, nil, DialError(r.Dial, err)
 	}
 	r.logf("connected to %s", r.Dial.Addr)
 	if r.Ready != nil {

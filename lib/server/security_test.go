@@ -74,7 +74,7 @@ func TestAuthRefusesLegacyAndExtensionClientsWithoutToken(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	if _, err := client.Dial(ctx, client.Options{Addr: addr}); err == nil || err.Error() != "server "+addr+" refused the session: server refused: authentication required" {
+	if _, err := client.Dial(ctx, client.Options{Addr: addr}); err == nil || err.Error() != "server "+addr+" refused the session: authentication required" {
 		t.Fatalf("Dial without token: %v", err)
 	}
 	c, err := client.Dial(ctx, client.Options{Addr: addr, AuthToken: "s3cret"})

@@ -83,9 +83,9 @@ type Result struct {
 // CancelOnSignal watches sigs while tnl-do waits for its lock: the returned
 // context ends when a terminating signal (see TerminatingSignals) arrives; a
 // stop signal (TSTP, TTIN, TTOU) stops tnl-do as it would have had it not
-// been caught; SIGCONT and SIGWINCH mean nothing yet. stop ends the watch, so
-// that sigs can be handed to Supervise, and returns the signal that ended the
-// context, or nil.
+// been caught; SIGCONT, SIGWINCH and SIGPIPE mean nothing yet. stop ends the
+// watch, so that sigs can be handed to Supervise, and returns the signal that
+// ended the context, or nil.
 func CancelOnSignal(parent context.Context, sigs <-chan os.Signal) (ctx context.Context, stop func() os.Signal) {
 	ctx, cancel := context.WithCancel(parent)
 	quit := make(chan struct{})
@@ -95,6 +95,12 @@ func CancelOnSignal(parent context.Context, sigs <-chan os.Signal) (ctx context.
 			select {
 			case s := <-sigs:
 				switch {
+				case s == syscall.SIGPIPE:
+					// While waiting, tnl-do writes only to its server, and a
+					// write to a connection the server has closed (a TLS
+					// server refusing our certificate, a server going away)
+					// raises SIGPIPE, because it is caught. The write's
+					// EPIPE already reports that; the signal is our own.
 				case IsTerminating(s):
 					got <- s
 					cancel()

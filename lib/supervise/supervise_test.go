@@ -453,6 +453,7 @@ func TestCancelOnSignal(t *testing.T) {
 	ctx, stop := CancelOnSignal(t.Context(), sigs)
 	sigs <- syscall.SIGWINCH // means nothing while waiting
 	sigs <- syscall.SIGCONT
+	sigs <- syscall.SIGPIPE // our own write to a closed server connection
 	sigs <- syscall.SIGUSR1 // ends the wait
 	select {
 	case <-ctx.Done():
