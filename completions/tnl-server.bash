@@ -35,7 +35,7 @@ _tnl_server()
             compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")
             return 0 ;;
-        --dead-peer-timeout|--first-line-timeout)
+        --dead-peer-timeout|--first-line-timeout|--restart-grace)
             mapfile -t COMPREPLY < <(compgen -W '5s 10s 30s 1m 2m' -- "$cur")
             return 0 ;;
         --listen|--port|--max-line-length|--max-conns|--max-waiters)
@@ -43,7 +43,7 @@ _tnl_server()
     esac
 
     if [[ $cur == -* ]]; then
-        local opts='--listen --port --state-dir --dead-peer-timeout
+        local opts='--listen --port --state-dir --dead-peer-timeout --restart-grace
             --first-line-timeout --max-line-length --max-conns --max-waiters
             --auth-token-file --admin-token-file --tls-cert --tls-key
             --tls-client-ca --log-format --log-level --info --debug --help

@@ -34,6 +34,7 @@ type cli struct {
 	Port             *int             `help:"Port to listen on (overrides the port of --listen; 0 picks a free one)." placeholder:"N"`
 	StateDir         string           `help:"Directory for durable state (fencing tokens); without it tokens restart from 1." env:"TNL_STATE_DIR" placeholder:"DIR"`
 	DeadPeerTimeout  time.Duration    `help:"Release the locks of a client that vanished (no FIN, no RST) within this time." default:"30s"`
+	RestartGrace     *time.Duration   `help:"After a restart over earlier --state-dir state, grant nothing for this long (default: --dead-peer-timeout; 0: off)." placeholder:"DURATION"`
 	FirstLineTimeout time.Duration    `help:"Close a connection that sends no complete request within this time." default:"10s"`
 	MaxLineLength    int              `help:"Longest request line accepted, in bytes." default:"4096"`
 	MaxConns         int              `help:"Refuse connections beyond this many (0: no cap)." default:"0"`
@@ -114,6 +115,7 @@ func serve(c *cli, stderr io.Writer) error {
 	}
 
 	var tokens lockd.TokenSource
+	restarted := false
 	if c.StateDir != "" {
 		ft, err := lockd.OpenFileTokens(c.StateDir, lockd.DefaultBlock)
 		if err != nil {
@@ -121,6 +123,9 @@ func serve(c *cli, stderr io.Writer) error {
 		}
 		log.Info("fencing state", "dir", c.StateDir, "next_token", ft.Last()+1)
 		tokens = ft
+		// The state of an earlier run: this is a restart, after a crash or
+		// not, and that run's holders may still be running their commands.
+		restarted = ft.Last() > 0
 	} else {
 		log.Warn("no --state-dir: fencing tokens start from 1 again after a restart")
 	}
@@ -142,7 +147,28 @@ func serve(c *cli, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	table := lockd.New(lockd.Options{Tokens: tokens, MaxWaiters: c.MaxWaiters})
+	grace := c.DeadPeerTimeout
+	if c.RestartGrace != nil {
+		grace = *c.RestartGrace
+	}
+	if grace < 0 {
+		return &exitError{2, errors.New("invalid --restart-grace: must be >= 0")}
+	}
+	restarted = restarted && grace > 0
+	table := lockd.New(lockd.Options{Tokens: tokens, MaxWaiters: c.MaxWaiters, HoldOff: restarted})
+	if restarted {
+		// Why the whole dead-peer timeout: a holder of the previous run
+		// that could not hear it die (a partition) declares its lock lost
+		// after half of it and stops its command within --kill-after, which
+		// must be below the other half. That is the bound the server keeps
+		// for a client that vanishes; a restart must keep it too.
+		log.Info("restarted over earlier state: granting no lock for the restart grace, so that the previous run's holders have stopped", "for", grace)
+		t := time.AfterFunc(grace, func() {
+			log.Info("granting locks")
+			table.EndHoldOff()
+		})
+		defer t.Stop()
+	}
 	srv := server.New(table, server.Config{
 		DeadPeerTimeout:  c.DeadPeerTimeout,
 		FirstLineTimeout: c.FirstLineTimeout,

@@ -267,7 +267,9 @@ func TestStateDirSurvivesKill(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	var last uint64
 	for round, stop := range []string{"kill -9", "kill -9", "SIGTERM", ""} {
-		p := startServer(t, nil, "--listen", "127.0.0.1:0", "--state-dir", dir)
+		// A short dead-peer timeout: each restart holds grants off for it
+		// (TestRestartHoldOff); token waits a second.
+		p := startServer(t, nil, "--listen", "127.0.0.1:0", "--state-dir", dir, "--dead-peer-timeout", "300ms")
 		for i := range 50 {
 			n := token(t, p.addr, "f"+strconv.Itoa(i%3))
 			if n <= last {

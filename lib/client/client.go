@@ -372,9 +372,12 @@ func (c *Client) Err() error {
 	return c.err
 }
 
-// Close ends the session; the server releases everything it held.
+// Close ends the session; the server releases everything it held. Call it
+// also after the session was lost: a session lost to silence keeps its
+// connection open until Close (see end).
 func (c *Client) Close() error {
 	c.fail(ErrClosed)
+	_ = c.nc.Close()
 	return nil
 }
 
@@ -388,7 +391,7 @@ func (c *Client) write(line string) error {
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.deadPeer / 2))
 	if _, err := c.nc.Write([]byte(line)); err != nil {
-		c.fail(fmt.Errorf("%w: cannot write to server %s: %v", ErrLost, c.opts.Addr, unwrapOp(err)))
+		c.end(fmt.Errorf("%w: cannot write to server %s: %v", ErrLost, c.opts.Addr, unwrapOp(err)), isTimeout(err))
 		return c.Err()
 	}
 	return nil
@@ -422,7 +425,8 @@ func (c *Client) readLoop(r *bufio.Reader) {
 			var cause error
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				cause = fmt.Errorf("%w: no word from server %s for %v", ErrLost, c.opts.Addr, silence)
+				c.end(fmt.Errorf("%w: no word from server %s for %v", ErrLost, c.opts.Addr, silence), true)
+				return
 			case errors.Is(err, errLongLine):
 				cause = fmt.Errorf("%w: server %s sent an overlong line", ErrLost, c.opts.Addr)
 			default:
@@ -530,8 +534,22 @@ func (c *Client) popQuery(rep protocol.Reply, err error) {
 	close(q.done)
 }
 
-// fail ends the session with cause: every call fails, every lease is lost.
-func (c *Client) fail(cause error) {
+// fail ends the session with cause and closes the connection.
+func (c *Client) fail(cause error) { c.end(cause, false) }
+
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// end ends the session with cause: every call fails, every lease is lost.
+//
+// keepOpen leaves the connection open, without heartbeats, until Close. Why:
+// a server that is slow rather than gone (stalled by a GC pause, a frozen VM,
+// swapping) would read our close as soon as it runs again and give our
+// locks to the next waiter at once, while the program that held them, told
+// of the loss a moment ago, is still stopping (tnl-do's --kill-after). Left
+// open, the connection keeps the locks until the program calls Close, once
+// it has stopped, or until the server's dead-peer timeout ends the silent
+// session, which comes later than our own loss by half of it.
+func (c *Client) end(cause error, keepOpen bool) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -542,7 +560,9 @@ func (c *Client) fail(cause error) {
 	calls, releases, leases, queries := c.calls, c.releases, c.leases, c.queries
 	c.calls, c.releases, c.leases, c.queries = map[string]*call{}, map[string]*call{}, map[string]*Lease{}, nil
 	c.mu.Unlock()
-	_ = c.nc.Close()
+	if !keepOpen {
+		_ = c.nc.Close()
+	}
 	for _, cl := range calls {
 		cl.err = cause
 		close(cl.done)
@@ -668,7 +688,7 @@ func (c *Client) query(ctx context.Context, line string) (protocol.Reply, error)
 	_, err := c.nc.Write([]byte(line))
 	c.wmu.Unlock()
 	if err != nil {
-		c.fail(fmt.Errorf("%w: cannot write to server %s: %v", ErrLost, c.opts.Addr, unwrapOp(err)))
+		c.end(fmt.Errorf("%w: cannot write to server %s: %v", ErrLost, c.opts.Addr, unwrapOp(err)), isTimeout(err))
 		return protocol.Reply{}, c.Err()
 	}
 	select {

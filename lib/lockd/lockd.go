@@ -144,6 +144,14 @@ type Options struct {
 	Tokens     TokenSource // default: MemTokens
 	MaxWaiters int         // per name; 0 = unlimited
 	Now        func() int64
+	// HoldOff makes the new table grant nothing until EndHoldOff: requests
+	// that may wait are queued (in order, as usual), the others are not
+	// granted. Why: a server restarted over the state of an earlier run
+	// knows nothing of that run's holders, and some of them may not have
+	// noticed yet that it died (a partitioned client takes up to half the
+	// dead-peer timeout to notice, and then gives its command a grace to
+	// stop). Granting their locks at once would run two commands at once.
+	HoldOff bool
 }
 
 // Table is the lock table. It is safe for concurrent use.
@@ -154,6 +162,7 @@ type Table struct {
 	maxWaiters int32
 	now        func() int64
 
+	holdOff     atomic.Bool // see Options.HoldOff; read under a shard mutex
 	acquired    atomic.Uint64
 	notAcquired atomic.Uint64
 	held        atomic.Int64
@@ -170,6 +179,7 @@ func New(o Options) *Table {
 	if t.now == nil {
 		t.now = func() int64 { return time.Now().UnixNano() }
 	}
+	t.holdOff.Store(o.HoldOff)
 	for i := range t.shards {
 		t.shards[i].m = make(map[string]*entry)
 	}
@@ -215,7 +225,7 @@ func (t *Table) Acquire(o *Owner, r Request) (*Holder, Result, error) {
 		return nil, Refused, ErrLimitMismatch
 	}
 	h := &Holder{entry: e, Owner: o, Mode: r.Mode, limit: limit, since: now}
-	if e.qhead == nil && e.compatible(h) {
+	if e.qhead == nil && e.compatible(h) && !t.holdOff.Load() {
 		t.grant(e, h)
 		s.mu.Unlock()
 		t.acquired.Add(1)
@@ -355,6 +365,9 @@ func (t *Table) unqueue(e *entry, h *Holder) {
 
 // serveQueue grants queued requests in order while they are compatible.
 func (t *Table) serveQueue(e *entry, granted []*Holder) []*Holder {
+	if t.holdOff.Load() {
+		return granted
+	}
 	for h := e.qhead; h != nil && e.compatible(h); h = e.qhead {
 		t.unqueue(e, h)
 		t.grant(e, h)
@@ -370,6 +383,31 @@ func (t *Table) dropIfIdle(s *shard, e *entry) {
 			t.names.Add(-1)
 		}
 		e.nexcl = 0
+	}
+}
+
+// HoldingOff reports whether the table still grants nothing (Options.HoldOff).
+func (t *Table) HoldingOff() bool { return t.holdOff.Load() }
+
+// EndHoldOff ends the hold-off of Options.HoldOff: from now on locks are
+// granted, and the waiters queued meanwhile are granted in order, each
+// told through its Notifier. Calling it again does nothing.
+func (t *Table) EndHoldOff() {
+	if !t.holdOff.Swap(false) {
+		return
+	}
+	// An Acquire that saw the hold-off queued under its shard mutex, so
+	// the scan below, which takes each shard mutex after the flag is
+	// cleared, finds it.
+	for i := range t.shards {
+		s := &t.shards[i]
+		var granted []*Holder
+		s.mu.Lock()
+		for _, e := range s.m {
+			granted = t.serveQueue(e, granted)
+		}
+		s.mu.Unlock()
+		t.notify(granted)
 	}
 }
 

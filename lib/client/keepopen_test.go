@@ -1,0 +1,98 @@
+package client_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tnl-lock/tnl/lib/client"
+)
+
+// TestSilenceKeepsConnectionOpen: a lease lost to a silent server leaves the
+// connection open, with no more heartbeats, until Close. A stalled server
+// that wakes up must not read a close, and hand the lock on, while the
+// program that held it is still stopping.
+func TestSilenceKeepsConnectionOpen(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type event struct {
+		line string
+		err  error
+		at   time.Time
+	}
+	events := make(chan event, 64)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		r.ReadString('\n')
+		io.WriteString(c, "session,dead-peer-timeout:0.6\n")
+		r.ReadString('\n')
+		io.WriteString(c, "ok,name:x,token:3\n")
+		// Then silence: read what comes until the client closes.
+		for {
+			s, err := r.ReadString('\n')
+			events <- event{s, err, time.Now()}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	c, err := client.Dial(context.Background(), client.Options{Addr: l.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lease, err := c.Lock(context.Background(), "x", client.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lease.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("lease not lost to silence")
+	}
+	lost := time.Now()
+	if !errors.Is(lease.Err(), client.ErrLost) || !strings.Contains(lease.Err().Error(), "no word from server") {
+		t.Fatalf("Err = %v, want a loss to silence", lease.Err())
+	}
+	// For a whole dead-peer timeout after the loss, the server sees
+	// neither a close nor a heartbeat sent after it.
+	quiet := time.After(600 * time.Millisecond)
+	for waiting := true; waiting; {
+		select {
+		case e := <-events:
+			if e.err != nil {
+				t.Fatalf("the server saw the connection end (%v) %v after the loss, before Close", e.err, e.at.Sub(lost))
+			}
+			if e.at.After(lost.Add(50 * time.Millisecond)) {
+				t.Fatalf("the client still sends %q %v after the loss", e.line, e.at.Sub(lost))
+			}
+		case <-quiet:
+			waiting = false
+		}
+	}
+	c.Close()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.err != nil {
+				return // closed by Close
+			}
+		case <-deadline:
+			t.Fatal("the connection is still open after Close")
+		}
+	}
+}
