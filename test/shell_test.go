@@ -132,18 +132,11 @@ func shellReadSpec(path string) (shellSpec, error) {
 	return s, nil
 }
 
-// shellBuildBinaries builds the three commands into a directory that goes
-// when the calling test ends.
+// shellBuildBinaries returns the directory of the commands, built once per
+// test binary run by the CLI tests' buildOnce.
 func shellBuildBinaries(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
-		"../cmd/tnl-server", "../cmd/tnl-lock", "../cmd/tnl-do")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return dir
+	return bins(t)
 }
 
 type shellRunConfig struct {
