@@ -316,16 +316,7 @@ func (t *Table) Release(h *Holder) (wasHeld bool) {
 	switch h.state {
 	case stateHeld:
 		wasHeld = true
-		if h.prev != nil {
-			h.prev.next = h.next
-		} else {
-			e.held = h.next
-		}
-		if h.next != nil {
-			h.next.prev = h.prev
-		} else {
-			e.htail = h.prev
-		}
+		unlinkFrom(&e.held, &e.htail, h)
 		e.nheld--
 		t.held.Add(-1)
 	case stateWaiting:
@@ -350,17 +341,23 @@ func (t *Table) Release(h *Holder) (wasHeld bool) {
 }
 
 func (t *Table) unqueue(e *entry, h *Holder) {
+	unlinkFrom(&e.qhead, &e.qtail, h)
+	e.nqueue--
+}
+
+// unlinkFrom takes h out of the doubly linked list with the given head and
+// tail: the held list and the queue are both such lists.
+func unlinkFrom(head, tail **Holder, h *Holder) {
 	if h.prev != nil {
 		h.prev.next = h.next
 	} else {
-		e.qhead = h.next
+		*head = h.next
 	}
 	if h.next != nil {
 		h.next.prev = h.prev
 	} else {
-		e.qtail = h.prev
+		*tail = h.prev
 	}
-	e.nqueue--
 }
 
 // serveQueue grants queued requests in order while they are compatible.
