@@ -82,7 +82,7 @@ if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 2))); 
 fi
 
 # Held locks. __tnl_names keeps the order of acquisition; __tnl_info[NAME] is
-# "WRITE_FD READ_FD HOLDER_PID OWNER_PID FENCE". -g: also when sourced from
+# "WRITE_FD READ_FD HOLDER_PID,TNL_LOCK_PID OWNER_PID FENCE". -g: also when sourced from
 # inside a function. Declaring again keeps the values, so sourcing twice keeps
 # what is held.
 declare -ga __tnl_names
@@ -604,8 +604,13 @@ __tnl_drop() {
   IFS=' ' builtin read -r w r pid owner fence <<<"${__tnl_info[$name]}"
   if ! builtin read -r -t 0 -u "$r" 2>/dev/null; then
     # Still held. Closing our end alone would not do when a child of the
-    # script holds a copy of it, so ask the holder to let go.
-    builtin kill -USR1 "$pid" 2>/dev/null || :
+    # script holds a copy of it, so tell the holder that this is a release,
+    # not a loss (SIGUSR1), then end tnl-lock ourselves (SIGTERM: it releases
+    # and exits 0). Not through the holder's trap: bash runs a trap for a
+    # signal that lands just before its blocking read only when that read
+    # returns, which here would be when tnl-lock ends.
+    builtin kill -USR1 "${pid%,*}" 2>/dev/null || :
+    builtin kill -TERM "${pid#*,}" 2>/dev/null || :
   fi
   exec {w}>&-
   while IFS= builtin read -r -u "$r" line; do
@@ -634,13 +639,14 @@ __tnl_drop() {
 
 # __tnl_hold OWNER NAME DIR ONLOST KILL_AFTER TNL-LOCK-ARG...
 # The background holder, a subshell with stdin/stdout on the fifos i and o.
-# Says "__tnl_pid PID", then runs tnl-lock, passes its granted line on, and
-# when tnl-lock ends says "__tnl_exit STATUS". Between the two it waits.
-# tnl-lock ending while the shell still has its pipe open and did not ask
-# (SIGUSR1 from __tnl_drop) means the lock was lost: say so and signal OWNER.
+# Starts tnl-lock, says "__tnl_pid HOLDER_PID,TNL_LOCK_PID", passes tnl-lock's
+# granted line on, and when tnl-lock ends says "__tnl_exit STATUS". Between
+# the two it waits. tnl-lock ending while the shell still has its pipe open
+# and did not ask (SIGUSR1 from __tnl_drop, which also sends tnl-lock its
+# SIGTERM) means the lock was lost: say so and signal OWNER.
 __tnl_hold() {
   local owner=$1 name=$2 dir=$3 onlost=$4 ka=$5 fd g line pid='' rc=0 \
-    granted='' req='' sig='' eof=''
+    granted='' req='' eof=''
   shift 5
   # This is a copy of the caller's shell: drop its traps and options.
   trap - ERR DEBUG RETURN EXIT
@@ -656,10 +662,13 @@ __tnl_hold() {
     fd=${fd#* } fd=${fd%% *}
     exec {fd}<&-
   done
-  trap 'req=1 sig=1; if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null; fi' USR1
-  builtin printf '__tnl_pid %s\n' "$BASHPID"
+  # Only a mark: __tnl_drop ends tnl-lock itself. The trap may run late (once
+  # the read below returns), but always before req is looked at.
+  trap 'req=1' USR1
   command tnl-lock "$@" <&0 >"$dir/g" &
   pid=$!
+  # Before tnl-lock's granted line, which comes through this holder.
+  builtin printf '__tnl_pid %s,%s\n' "$BASHPID" "$pid"
   exec {g}<"$dir/g"
   command rm -rf -- "$dir"
   while IFS= builtin read -r -u "$g" line; do
@@ -667,12 +676,15 @@ __tnl_hold() {
     granted=1
   done
   exec {g}<&-
-  # A SIGUSR1 interrupts wait; wait again for the real status.
+  # A SIGUSR1 interrupts wait (status > 128, tnl-lock still there): wait
+  # again for the real status.
   while :; do
-    sig=''
     wait "$pid"
     rc=$?
-    [[ -n $sig ]] || break
+    if ((rc > 128)) && builtin kill -0 "$pid" 2>/dev/null; then
+      continue
+    fi
+    break
   done
   if builtin read -r -t 0 -u 0; then
     eof=1 # the shell (and everything that inherited its pipe) is gone

@@ -7,10 +7,9 @@
 source "$TNL_SH_TESTLIB"
 
 child holder <<'CHILD'
-mkfifo "$T/never"
-block() { echo "in block: $(tnl_held | tr '\n' ' ')"; read -r _ <>"$T/never"; }
+held_block() { echo "in block: $(tnl_held | tr '\n' ' ')"; block; }
 tnl_acquire k9-acquired
-with_lock k9-with-lock block
+with_lock k9-with-lock held_block
 CHILD
 spawn holder
 expect_line "$CHILD_OUT"

@@ -29,8 +29,7 @@ trap 'echo "got TERM, holding [$(tnl_held)]"; st tnl_release lost-a; exit 7' TER
 tnl_acquire lost-a
 tnl_acquire -s "$OTHER" lost-b
 echo "holding [$(tnl_held | tr '\n' ' ')]"
-mkfifo "$T/never-a"
-read -r _ <>"$T/never-a"
+block
 CHILD
 lost_on_new_server lost-trap
 #> holding [lost-a lost-b ]
@@ -46,8 +45,7 @@ probe lost-b -s "$OTHER" -w 1s
 
 # Default, no trap, while with_lock runs a function: the script ends by it.
 child lost-no-trap <<'CHILD'
-mkfifo "$T/never-b"
-work() { echo "working"; read -r _ <>"$T/never-b"; }
+work() { echo "working"; block; }
 with_lock lost-c work
 echo "not reached"
 CHILD
@@ -61,8 +59,7 @@ st wait "$CHILD_PID"
 child lost-kill <<'CHILD'
 tnl_acquire --on-lost kill lost-d
 echo "holding"
-mkfifo "$T/never-d"
-read -r _ <>"$T/never-d"
+block
 CHILD
 lost_on_new_server lost-kill
 #> holding
@@ -75,8 +72,7 @@ child lost-kill-after <<'CHILD'
 trap 'echo "TERM, carrying on"' TERM
 tnl_acquire --kill-after 300ms lost-e
 echo "holding"
-mkfifo "$T/never-e"
-while :; do read -r _ <>"$T/never-e" || :; done
+block
 CHILD
 lost_on_new_server lost-kill-after
 #> holding

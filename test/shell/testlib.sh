@@ -110,6 +110,24 @@ start_server() {
   [[ -n $SRV_ADDR ]]
 }
 
+# block: waits for ever, or until a signal ends the shell or its trap exits;
+# a trap that returns lets it wait on. Not one blocking read: bash 5.2 runs
+# the trap of a signal that lands between its check for signals and the
+# read(2) itself only when that read returns (lib/sh/zread.c), so the read
+# has a timeout and goes round again. No timing rides on it: the timeout only
+# bounds how late such a trap runs. No command substitution either: in a
+# stress run of traps.bash here (bash 5.2.15), a TERM trap that landed during
+# f=$(mktemp ...) failed with "unexpected EOF while looking for matching )".
+block() {
+  local fd
+  mkfifo "$T/block.$BASHPID"
+  exec {fd}<>"$T/block.$BASHPID"
+  rm -f "$T/block.$BASHPID"
+  while :; do
+    read -r -t 0.2 -u "$fd" _ || :
+  done
+}
+
 # child NAME <<'EOF' ... EOF: writes a child script to $T/NAME.bash (it starts
 # by sourcing this file, like the test itself).
 child() {

@@ -55,8 +55,7 @@ tnl_acquire tr-sig
 with_lock tr-sig2 true
 after=$(trap -p)
 if [[ $before == "$after" ]]; then echo "traps unchanged"; else echo "traps changed: $after"; fi
-mkfifo "$T/never"
-read -r _ <>"$T/never" || :
+block
 CHILD
 spawn sig-traps
 expect_line "$CHILD_OUT"
@@ -73,8 +72,7 @@ probe tr-sig -w 1s
 child no-trap <<'CHILD'
 tnl_acquire tr-no-trap
 echo "holding"
-mkfifo "$T/never2"
-read -r _ <>"$T/never2"
+block
 CHILD
 spawn no-trap
 expect_line "$CHILD_OUT"
