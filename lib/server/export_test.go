@@ -9,3 +9,9 @@ func DisableParking(s *Server) {
 		s.parker = nil
 	}
 }
+
+// Reclaims is how many times s has returned free memory after a surge.
+func Reclaims(s *Server) int64 { return s.rec.runs.Load() }
+
+// SurgeMin is the smallest peak of connections that counts as a surge.
+const SurgeMin = surgeMin

@@ -76,6 +76,7 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	parker *parker // nil: idle holders keep their goroutine
+	rec    *reclaimer
 
 	stopping  atomic.Bool // Shutdown has begun
 	nconns    atomic.Int64
@@ -101,7 +102,7 @@ func New(t *lockd.Table, cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	return &Server{cfg: cfg, table: t, log: cfg.Logger, start: time.Now(), listeners: map[net.Listener]struct{}{},
-		parker: newParker(cfg.Logger)}
+		parker: newParker(cfg.Logger), rec: newReclaimer()}
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -152,7 +153,8 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		if n := s.nconns.Add(1); s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
+		n := s.nconns.Add(1)
+		if s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
 			s.nconns.Add(-1)
 			s.log.Warn("connection refused: too many connections", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConns)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -160,6 +162,7 @@ func (s *Server) Serve(l net.Listener) error {
 			_ = nc.Close()
 			continue
 		}
+		s.rec.opened(n)
 		if err := sockopt.Apply(nc, s.cfg.DeadPeerTimeout); err != nil {
 			s.log.Debug("socket options", "err", err)
 		}
@@ -213,7 +216,7 @@ func (s *Server) untrack(c *conn) {
 	}
 	c.lnext, c.lprev = nil, nil
 	s.mu.Unlock()
-	s.nconns.Add(-1)
+	s.rec.closed(s, s.nconns.Add(-1))
 }
 
 // Shutdown stops accepting, closes every connection (which releases every
@@ -233,6 +236,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.parker != nil {
 		s.parker.close()
 	}
+	s.rec.close()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
