@@ -11,14 +11,22 @@ trap 'echo "got TERM"' TERM
 tnl_acquire sg-a
 with_lock sg-b eval 'echo "holding [$(tnl_held | tr "\n" " ")]"'
 # Read and write, so that the open never blocks; the timeout lets a trap
-# that bash held back run (see block in testlib.sh).
+# that bash held back run (see block in testlib.sh). A read that times out
+# keeps what it got of a line in part: the next one goes on from there.
 exec {ctl}<>"$T/ctl"
+cmd=''
 while :; do
-  IFS= read -r -t 0.2 -u "$ctl" cmd || continue
+  part='' rc=0
+  IFS= read -r -t 0.2 -u "$ctl" part || rc=$?
+  cmd+=$part
+  if ((rc != 0)); then
+    continue
+  fi
   case $cmd in
   check) echo "holding [$(tnl_held)]" ;;
   quit) exit 0 ;;
   esac
+  cmd=''
 done
 CHILD
 mkfifo "$T/ctl"
