@@ -129,6 +129,11 @@ type Client struct {
 type call struct {
 	name      string
 	cancelled bool // the caller gave up; a grant is released at once
+	// A cancelled call ends with the answer to its release: "cancelled"
+	// alone (it was still waiting), or its lock's answer (ok, not-granted,
+	// timeout, err) followed by the release's (released, err not held).
+	// lockAnswered says the first of the two came.
+	lockAnswered bool
 	reply     protocol.Reply
 	err       error
 	done      chan struct{}
@@ -446,6 +451,26 @@ func (c *Client) readLoop(r *bufio.Reader) {
 
 var errLongLine = errors.New("line too long")
 
+// dispatchCancelled takes an answer for a call whose caller gave up and sent
+// its release: the call ends with the release's answer, so that no answer
+// of the pair is left over to be taken for the next call on the same name.
+func (c *Client) dispatchCancelled(cl *call, rep protocol.Reply) {
+	switch rep.Kind {
+	case protocol.KindCancelled:
+	case protocol.KindOK, protocol.KindNotGranted, protocol.KindTimeout, protocol.KindErr,
+		protocol.KindReleased:
+		if !cl.lockAnswered && rep.Kind != protocol.KindReleased {
+			cl.lockAnswered = true
+			return
+		}
+	default:
+		return
+	}
+	delete(c.calls, cl.name)
+	cl.reply = rep
+	close(cl.done)
+}
+
 // readLine reads one line; holders answers can be long, but not unbounded.
 func readLine(r *bufio.Reader) ([]byte, error) {
 	const maxLine = 64 << 20
@@ -469,6 +494,10 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 func (c *Client) dispatch(rep protocol.Reply) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if cl := c.calls[rep.Name]; rep.Name != "" && cl != nil && cl.cancelled {
+		c.dispatchCancelled(cl, rep)
+		return
+	}
 	switch rep.Kind {
 	case protocol.KindAlive:
 		return
@@ -478,21 +507,11 @@ func (c *Client) dispatch(rep protocol.Reply) {
 			return
 		}
 		delete(c.calls, rep.Name)
-		if rep.Kind == protocol.KindOK && cl.cancelled {
-			// The caller gave up while the grant was on its way; its
-			// release (already sent) will be answered "released".
-			return
-		}
 		cl.reply = rep
 		close(cl.done)
 	case protocol.KindReleased, protocol.KindCancelled:
 		if cl := c.releases[rep.Name]; cl != nil {
 			delete(c.releases, rep.Name)
-			cl.reply = rep
-			close(cl.done)
-		}
-		if cl := c.calls[rep.Name]; cl != nil && cl.cancelled {
-			delete(c.calls, rep.Name)
 			cl.reply = rep
 			close(cl.done)
 		}
