@@ -134,9 +134,9 @@ type call struct {
 	// timeout, err) followed by the release's (released, err not held).
 	// lockAnswered says the first of the two came.
 	lockAnswered bool
-	reply     protocol.Reply
-	err       error
-	done      chan struct{}
+	reply        protocol.Reply
+	err          error
+	done         chan struct{}
 }
 
 // Dial connects to the server and opens a session.
