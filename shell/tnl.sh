@@ -179,7 +179,8 @@ with_lock() {
 # usage error or when this shell already holds NAME (locks are not reentrant).
 # With -E 0 a refusal returns 0 too: then ask tnl_held.
 # A trap that runs while it waits and returns lets the wait go on; one that
-# exits ends it.
+# exits ends it. (bash may run such a trap up to a second late: see
+# tnl.sh(7), NOTES.)
 #
 # Example:
 #
@@ -515,7 +516,7 @@ __tnl_alive() {
 # __tnl_acquire WHO: takes the caller's __tnl_name with its parsed flags.
 # Returns 0, or tnl-lock's status: 123 (the caller applies -E), 125, 2...
 __tnl_acquire() {
-  local who=$1 name=$__tnl_name owner=$BASHPID dir w r line pid='' fence='' rc=''
+  local who=$1 name=$__tnl_name owner=$BASHPID dir w r line part st pid='' fence='' rc=''
   if [[ -n ${__tnl_info[$name]+x} ]]; then
     if tnl_held "$name"; then
       if __tnl_mine "$name"; then
@@ -559,12 +560,25 @@ __tnl_acquire() {
   exec {w}>"$dir/i"
   exec {r}<"$dir/o"
 
-  while IFS= builtin read -r -u "$r" line; do
+  # Not one blocking read: bash 5.2 runs the trap of a signal that lands
+  # just as its read(2) starts only when that read returns, which with -w
+  # inf could be never. A read that times out keeps its part of a line.
+  line=''
+  while :; do
+    part='' st=0
+    IFS= builtin read -r -t 1 -u "$r" part || st=$?
+    line+=$part
+    if ((st > 128)); then
+      continue
+    elif ((st != 0)); then
+      break # end of file: the holder is gone
+    fi
     case $line in
     '__tnl_pid '*) pid=${line#* } ;;
     '__tnl_exit '*) rc=${line#* }; break ;;
     *) __tnl_token "$line"; rc=granted; break ;;
     esac
+    line=''
   done
   command rm -rf -- "$dir"
 
@@ -610,7 +624,9 @@ __tnl_drop() {
     # signal that lands just before its blocking read only when that read
     # returns, which here would be when tnl-lock ends.
     builtin kill -USR1 "${pid%,*}" 2>/dev/null || :
-    builtin kill -TERM "${pid#*,}" 2>/dev/null || :
+    if [[ $pid == *,* ]]; then # not from an older tnl.sh sourced before
+      builtin kill -TERM "${pid#*,}" 2>/dev/null || :
+    fi
   fi
   exec {w}>&-
   while IFS= builtin read -r -u "$r" line; do
@@ -646,7 +662,7 @@ __tnl_drop() {
 # SIGTERM) means the lock was lost: say so and signal OWNER.
 __tnl_hold() {
   local owner=$1 name=$2 dir=$3 onlost=$4 ka=$5 fd g line pid='' rc=0 \
-    granted='' req='' eof=''
+    granted='' req='' sig='' eof=''
   shift 5
   # This is a copy of the caller's shell: drop its traps and options.
   trap - ERR DEBUG RETURN EXIT
@@ -664,7 +680,7 @@ __tnl_hold() {
   done
   # Only a mark: __tnl_drop ends tnl-lock itself. The trap may run late (once
   # the read below returns), but always before req is looked at.
-  trap 'req=1' USR1
+  trap 'req=1 sig=1' USR1
   command tnl-lock "$@" <&0 >"$dir/g" &
   pid=$!
   # Before tnl-lock's granted line, which comes through this holder.
@@ -676,12 +692,13 @@ __tnl_hold() {
     granted=1
   done
   exec {g}<&-
-  # A SIGUSR1 interrupts wait (status > 128, tnl-lock still there): wait
-  # again for the real status.
+  # A SIGUSR1 interrupts wait (status > 128): wait again for the real
+  # status, which bash keeps for a child it already collected.
   while :; do
+    sig=''
     wait "$pid"
     rc=$?
-    if ((rc > 128)) && builtin kill -0 "$pid" 2>/dev/null; then
+    if ((rc > 128)) && [[ -n $sig ]]; then
       continue
     fi
     break

@@ -114,8 +114,8 @@ start_server() {
 # a trap that returns lets it wait on. Not one blocking read: bash 5.2 runs
 # the trap of a signal that lands between its check for signals and the
 # read(2) itself only when that read returns (lib/sh/zread.c), so the read
-# has a timeout and goes round again. No timing rides on it: the timeout only
-# bounds how late such a trap runs. No command substitution either: in a
+# has a timeout and goes round again. The timeout bounds how late such a
+# trap runs: 50ms, well inside lost.bash's 300ms --kill-after. No command substitution either: in a
 # stress run of traps.bash here (bash 5.2.15), a TERM trap that landed during
 # f=$(mktemp ...) failed with "unexpected EOF while looking for matching )".
 block() {
@@ -124,7 +124,7 @@ block() {
   exec {fd}<>"$T/block.$BASHPID"
   rm -f "$T/block.$BASHPID"
   while :; do
-    read -r -t 0.2 -u "$fd" _ || :
+    read -r -t 0.05 -u "$fd" _ || :
   done
 }
 

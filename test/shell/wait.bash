@@ -48,6 +48,40 @@ unhold wt-c
 probe wt-c -w 2s
 #> wt-c: free
 
+# A trap that runs while tnl_acquire waits and returns lets the wait go on;
+# one that exits ends the script, and its wait with it.
+hold wt-f
+child trapped-waiting <<'CHILD'
+trap 'echo "USR2 trap"' USR2
+trap 'echo "TERM trap"; exit 4' TERM
+tnl_acquire -v -w inf wt-f
+echo "got wt-f"
+tnl_acquire -v -w inf wt-g
+echo "not reached"
+CHILD
+hold wt-g
+spawn2 trapped-waiting
+wait_for_line "$CHILD_ERR" '^tnl-lock: waiting for wt-f'
+#> saw: ^tnl-lock: waiting for wt-f
+kill -USR2 "$CHILD_PID"
+expect_line "$CHILD_OUT"
+#> USR2 trap
+unhold wt-f
+expect_line "$CHILD_OUT"
+#> got wt-f
+wait_for_line "$CHILD_ERR" '^tnl-lock: waiting for wt-g'
+#> saw: ^tnl-lock: waiting for wt-g
+kill -TERM "$CHILD_PID"
+expect_line "$CHILD_OUT"
+#> TERM trap
+st wait "$CHILD_PID"
+#> rc=4
+unhold wt-g
+probe wt-f -w 2s
+#> wt-f: free
+probe wt-g -w 2s
+#> wt-g: free
+
 # Names may start with '-' (tcpnetlock allows it): -- ends the flags.
 tnl_acquire -- -wt-d
 tnl_held
