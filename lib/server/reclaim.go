@@ -2,6 +2,7 @@ package server
 
 import (
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -19,7 +20,7 @@ import (
 // locks make it tens of milliseconds), so the next one waits at least
 // reclaimEvery and at least reclaimCost times as long as this one took.
 // Nothing else waits on it: it runs in a goroutine of its own that exists
-// only while it works.
+// only while it works, and Shutdown waits for it.
 const (
 	surgeMin       = 256
 	reclaimQuiet   = 200 * time.Millisecond
@@ -29,15 +30,22 @@ const (
 )
 
 type reclaimer struct {
-	peak    atomic.Int64 // most connections open at once since the last return
-	running atomic.Bool
-	next    atomic.Int64 // UnixNano before which no return starts
-	stop    chan struct{}
-	stopped atomic.Bool
-	runs    atomic.Int64 // returns done, for tests
+	peak atomic.Int64 // most connections open at once since the last return
+	next atomic.Int64 // UnixNano before which no return starts
+	runs atomic.Int64 // returns done, for tests
+
+	// The timings, constants but for tests.
+	quiet, maxWait, every time.Duration
+
+	mu      sync.Mutex
+	running chan struct{} // closed when the running return ends; nil: none
+	stopped bool
+	stop    chan struct{} // closed by close
 }
 
-func newReclaimer() *reclaimer { return &reclaimer{stop: make(chan struct{})} }
+func newReclaimer() *reclaimer {
+	return &reclaimer{quiet: reclaimQuiet, maxWait: reclaimMaxWait, every: reclaimEvery, stop: make(chan struct{})}
+}
 
 // opened records n connections open.
 func (r *reclaimer) opened(n int64) {
@@ -48,32 +56,54 @@ func (r *reclaimer) opened(n int64) {
 	}
 }
 
-// closed records n connections open after one closed, and starts a return
-// when a surge has ended.
-func (r *reclaimer) closed(s *Server, n int64) {
+// ended says whether n open connections end a surge.
+func (r *reclaimer) ended(n int64) bool {
 	p := r.peak.Load()
-	if p < surgeMin || n > p/4 || r.stopped.Load() || !r.running.CompareAndSwap(false, true) {
+	return p >= surgeMin && n <= p/4
+}
+
+// closed records n connections open after one closed, and starts a return
+// when a surge has ended and none is running.
+func (r *reclaimer) closed(s *Server, n int64) {
+	if !r.ended(n) {
 		return
 	}
-	go r.run(s)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || r.running != nil {
+		return
+	}
+	done := make(chan struct{})
+	r.running = done
+	go func() {
+		defer func() {
+			r.mu.Lock()
+			r.running = nil
+			r.mu.Unlock()
+			close(done)
+		}()
+		r.run(s)
+	}()
 }
 
 func (r *reclaimer) run(s *Server) {
-	defer r.running.Store(false)
-	if wait := time.Until(time.Unix(0, r.next.Load())); wait > 0 && !r.sleep(wait) {
-		return
+	if wait := time.Until(time.Unix(0, r.next.Load())); wait > 0 {
+		if !r.sleep(wait) {
+			return
+		}
+		if !r.ended(s.nconns.Load()) {
+			return // a new surge came meanwhile: its end will start a return
+		}
 	}
 	// Wait for the rest of the surge to leave: until the count stops
-	// falling for reclaimQuiet, or reclaimMaxWait.
-	start, prev := time.Now(), s.nconns.Load()
-	for time.Since(start) < reclaimMaxWait {
-		if !r.sleep(reclaimQuiet) {
+	// falling for r.quiet, or r.maxWait.
+	start, prev, settled := time.Now(), s.nconns.Load(), false
+	for !settled && time.Since(start) < r.maxWait {
+		if !r.sleep(r.quiet) {
 			return
 		}
 		n := s.nconns.Load()
-		if n >= prev {
-			break
-		}
+		settled = n >= prev
 		prev = n
 	}
 	t0 := time.Now()
@@ -82,8 +112,12 @@ func (r *reclaimer) run(s *Server) {
 	n := s.nconns.Load()
 	s.log.Info("returned free memory to the system after a surge of connections",
 		"peak", r.peak.Load(), "open", n, "took", took.Round(time.Microsecond))
-	r.peak.Store(n)
-	r.next.Store(time.Now().Add(max(reclaimEvery, reclaimCost*took)).UnixNano())
+	if settled {
+		r.peak.Store(n)
+	}
+	// else the count was still falling: the peak stays, so the next close
+	// starts another return, for the rest.
+	r.next.Store(time.Now().Add(max(r.every, reclaimCost*took)).UnixNano())
 	r.runs.Add(1)
 }
 
@@ -99,9 +133,19 @@ func (r *reclaimer) sleep(d time.Duration) bool {
 	}
 }
 
-// close ends a running return and stops new ones.
-func (r *reclaimer) close() {
-	if r.stopped.CompareAndSwap(false, true) {
+// close stops new returns and ends a running one at its next wait. It
+// returns a channel closed when no return runs any more.
+func (r *reclaimer) close() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.stopped {
+		r.stopped = true
 		close(r.stop)
 	}
+	if r.running != nil {
+		return r.running
+	}
+	done := make(chan struct{})
+	close(done)
+	return done
 }

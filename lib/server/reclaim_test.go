@@ -9,8 +9,9 @@ import (
 	"github.com/tnl-lock/tnl/lib/server"
 )
 
-// A surge of connections that ends makes the server return its free memory
-// once, and say so; ordinary traffic afterwards does not.
+// A surge of connections that ends makes the server return its free memory,
+// and say so with the surge's peak. (The rules themselves are tested in
+// TestReclaimerRules.)
 func TestReclaimAfterSurge(t *testing.T) {
 	ts := start(t, server.Config{})
 	var conns []net.Conn
@@ -24,25 +25,15 @@ func TestReclaimAfterSurge(t *testing.T) {
 	eventually(t, "all connections open on the server's side", func() bool {
 		return ts.Stats().Connections == int64(len(conns))
 	})
-	if n := server.Reclaims(ts.Server); n != 0 {
-		t.Fatalf("returns during the surge: %d, want 0", n)
-	}
 	for _, c := range conns {
 		c.Close()
 	}
 	eventually(t, "a return of free memory", func() bool { return server.Reclaims(ts.Server) > 0 })
-	if n := server.Reclaims(ts.Server); n != 1 {
-		t.Fatalf("returns after the surge: %d, want 1", n)
-	}
 	if want := fmt.Sprintf(`msg="returned free memory to the system after a surge of connections" peak=%d `, len(conns)); !strings.Contains(ts.logs.String(), want) {
-		t.Errorf("no log line for the return:\n%s", ts.logs.String())
+		t.Errorf("no log line %q:\n%s", want, ts.logs.String())
 	}
-	for range 20 {
-		p := dial(t, ts.addr)
-		p.roundtrip(".ping\n", "pong\n")
-		p.close()
-	}
-	if n := server.Reclaims(ts.Server); n != 1 {
-		t.Errorf("returns after ordinary traffic: %d, want still 1", n)
-	}
+	// The server goes on serving.
+	p := dial(t, ts.addr)
+	p.roundtrip(".ping\n", "pong\n")
+	p.close()
 }

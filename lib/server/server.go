@@ -236,9 +236,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.parker != nil {
 		s.parker.close()
 	}
-	s.rec.close()
+	reclaimed := s.rec.close()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); <-reclaimed; close(done) }()
 	select {
 	case <-done:
 		return nil
