@@ -66,6 +66,8 @@ type conn struct {
 	lastSeen time.Time // last input, for a session's heartbeat
 	fd       int32     // for the parker: 0 unknown, -1 none
 	epolled  bool      // fd is in the parker's epoll set
+	noPark   bool      // parking failed: keep the goroutine, no park deadline
+	closing  bool      // the peer is gone (under wmu): no more direct answers
 
 	lnext, lprev *conn // Server.conns
 }
@@ -102,7 +104,7 @@ func (c *conn) Notify(h *lockd.Holder) {
 
 // grantDirect answers a session's granted wait without blocking. wmu held.
 func (c *conn) grantDirect(h *lockd.Holder) bool {
-	if c.state != stSession || len(c.out) != 0 || !c.dropWait(h) {
+	if c.state != stSession || c.closing || c.srv.stopping.Load() || len(c.out) != 0 || !c.dropWait(h) {
 		return false
 	}
 	c.reply(protocol.KindOK, h.Name(), h.Token, "")
@@ -211,10 +213,20 @@ func (c *conn) loop() (parked bool) {
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// Woken by Notify, or a deadline: the loop looks. Nothing
+				// came in before it, so a resumed holder may park again:
+				// else a holder resumed with nothing to read (a stale
+				// epoll event) would keep timing out at its park deadline.
 				c.rdlSet = false
-				continue // woken by Notify, or a deadline: the loop looks
+				haveRead = true
+				continue
 			}
-			return false // EOF, reset, half-close: the peer is gone
+			// EOF, reset, half-close: the peer is gone. Notify must not
+			// answer it any more (run releases without wmu).
+			c.wmu.Lock()
+			c.closing = true
+			c.wmu.Unlock()
+			return false
 		}
 	}
 }
@@ -231,8 +243,16 @@ const (
 func (c *conn) turn(haveRead bool) int {
 	s := c.srv
 	// Answer every complete line already buffered before reading more:
-	// several requests in one write are answered in order, in one write.
+	// several requests in one write are answered in order, in one write,
+	// up to maxOutBatch of answers (.holders answers are large): the rest
+	// waits for the next turn, so a batch of small requests cannot make
+	// the server hold a huge answer for a peer that does not read.
+	more := false
 	for c.state != stDone {
+		if len(c.out) >= maxOutBatch {
+			more = true
+			break
+		}
 		line, ok, err := c.nextLine()
 		if err != nil {
 			s.log.Warn("request refused: line too long", "remote", c.owner.Addr, "max", s.cfg.MaxLineLength)
@@ -255,14 +275,23 @@ func (c *conn) turn(haveRead bool) int {
 		return turnEnd
 	}
 	c.compact()
-	if haveRead && c.parkable() && now.Sub(c.lastSeen) >= parkDelay && !c.pendingEvents() && s.parker.park(c) {
-		// A legacy holder may stay silent for days: keep no goroutine
-		// (and no stack) for it, only the connection. An event that
-		// came in while parking is picked up here, or by its sender.
-		if !c.pendingEvents() || !s.parker.unpark(c) {
-			return turnParked
-		}
+	if more {
 		return turnAgain
+	}
+	if haveRead && c.parkable() && now.Sub(c.lastSeen) >= parkDelay && !c.pendingEvents() {
+		if !s.parker.park(c) {
+			// Not a plain socket (TLS), or epoll refused it: this holder
+			// keeps its goroutine, and no park deadline.
+			c.noPark = true
+			s.parkFailed(c)
+		} else if !c.pendingEvents() || !s.parker.unpark(c) {
+			// A legacy holder may stay silent for days: keep no goroutine
+			// (and no stack) for it, only the connection. An event that
+			// came in while parking is picked up here, or by its sender.
+			return turnParked
+		} else {
+			return turnAgain
+		}
 	}
 	c.setDeadline(c.deadline())
 	if c.pendingEvents() {
@@ -280,8 +309,11 @@ func (c *conn) turn(haveRead bool) int {
 const parkDelay = 25 * time.Millisecond
 
 func (c *conn) parkable() bool {
-	return c.state == stHeld && c.r == c.w && c.srv.parker != nil
+	return c.state == stHeld && c.r == c.w && c.srv.parker != nil && !c.noPark
 }
+
+// maxOutBatch bounds the answers one turn gathers before it writes them.
+const maxOutBatch = 64 << 10
 
 // setDeadline sets the read deadline only when it must move earlier (or
 // was lost to a wake-up). Why: a session's heartbeat deadline moves with

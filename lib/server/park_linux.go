@@ -37,6 +37,9 @@ func newParker(log *slog.Logger) *parker {
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err == nil {
 		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1})
+		if err != nil {
+			unix.Close(wake)
+		}
 	}
 	if err != nil {
 		unix.Close(epfd)
@@ -138,6 +141,8 @@ func (p *parker) loop() {
 			}
 			p.log.Error("epoll_wait failed; parked holders are resumed", "err", err)
 			p.close()
+			unix.Close(p.epfd)
+			unix.Close(p.wake)
 			return
 		}
 		for _, ev := range events[:n] {

@@ -78,6 +78,8 @@ type Server struct {
 	parker *parker // nil: idle holders keep their goroutine
 	rec    *reclaimer
 
+	parkWarned atomic.Bool // parkFailed logged its warning
+
 	stopping  atomic.Bool // Shutdown has begun
 	nconns    atomic.Int64
 	nsessions atomic.Int64
@@ -103,6 +105,18 @@ func New(t *lockd.Table, cfg Config) *Server {
 	}
 	return &Server{cfg: cfg, table: t, log: cfg.Logger, start: time.Now(), listeners: map[net.Listener]struct{}{},
 		parker: newParker(cfg.Logger), rec: newReclaimer()}
+}
+
+// parkFailed notes that c could not be parked; the first time, it says so.
+func (s *Server) parkFailed(c *conn) {
+	if s.stopping.Load() || !s.parkWarned.CompareAndSwap(false, true) {
+		return
+	}
+	why := "epoll refused it (fs.epoll.max_user_watches, memory)"
+	if c.fd < 0 {
+		why = "not a plain TCP socket (TLS)"
+	}
+	s.log.Warn("an idle lock holder keeps its goroutine: "+why+"; said once", "remote", c.owner.Addr)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.

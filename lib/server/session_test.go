@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -187,4 +188,37 @@ func TestSessionSilentPeerIsClosed(t *testing.T) {
 	if !strings.Contains(ts.logs.String(), "session closed: peer silent") {
 		t.Errorf("no log line for the closed session:\n%s", ts.logs)
 	}
+}
+
+// TestSessionLargeAnswersInBatches: a batch of requests whose answers are
+// large (.holders of many locks) is answered in several writes of at most
+// about 64 KiB each, all of it, in order, without waiting for more input.
+func TestSessionLargeAnswersInBatches(t *testing.T) {
+	ts := start(t, server.Config{})
+	h := dial(t, ts.addr)
+	h.roundtrip(".session,client-id:holder\n", "session,dead-peer-timeout:30\n")
+	var locks strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&locks, "lock,name:batch-%03d\n", i)
+	}
+	h.send(locks.String())
+	for i := range 200 {
+		h.expect(fmt.Sprintf("ok,name:batch-%03d,token:%d\n", i, i+1))
+	}
+	q := dial(t, ts.addr)
+	q.roundtrip(".session\n", "session,dead-peer-timeout:30\n")
+	const asks = 40
+	q.send(strings.Repeat(".holders\n", asks) + ".ping\n")
+	size := 0
+	for i := range asks {
+		line, err := q.line()
+		if err != nil || !strings.HasPrefix(line, `holders,{"locks":[{"name":"batch-000",`) {
+			t.Fatalf("answer %d: %.80q (err %v)", i+1, line, err)
+		}
+		size += len(line)
+	}
+	if size < 4*64<<10 {
+		t.Fatalf("the answers total %d bytes: too few to need several batches", size)
+	}
+	q.expect("pong\n")
 }
