@@ -26,7 +26,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const prog = "tnl-lock"
 
 const description = `Acquire the network lock NAME and hold it until standard input reaches end
-of file, or SIGTERM, SIGINT or SIGHUP (then release it and exit 0). End of
+of file, or SIGTERM, SIGINT, SIGHUP or SIGQUIT (then release it and exit 0). End of
 input while waiting for the lock (-w) gives up the wait (status 123, -E).
 
 When the lock is granted, tnl-lock prints its fencing token, a decimal number,
@@ -104,11 +104,16 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		req.Lock.Wait = 0
 	}
 
-	// INT, TERM and HUP end a wait (128+N, as tnl-do) and, once the lock is
-	// held, release it (exit 0). Other signals keep their default action:
-	// tnl-lock dies, its connection closes, the server releases.
+	// INT, TERM, HUP and QUIT end a wait (128+N, as tnl-do) and, once the
+	// lock is held, release it (exit 0); one ignored at start (nohup) stays
+	// ignored. Other signals keep their default action: tnl-lock dies, its
+	// connection closes, the server releases.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT} {
+		if !signal.Ignored(sig) {
+			signal.Notify(sigs, sig)
+		}
+	}
 	sctx, stop := supervise.CancelOnSignal(context.Background(), sigs)
 	ctx, giveUp := context.WithCancel(sctx)
 	defer giveUp()

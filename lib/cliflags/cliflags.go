@@ -221,7 +221,7 @@ func (d Duration) String() string { return time.Duration(d).String() }
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) || f*float64(time.Second) > math.MaxInt64 {
+		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) || f*float64(time.Second) >= math.MaxInt64 {
 			return 0, fmt.Errorf("invalid duration %q: want seconds from 0 up", s)
 		}
 		return time.Duration(f * float64(time.Second)), nil
@@ -256,6 +256,9 @@ func (w *Wait) UnmarshalText(b []byte) error {
 	d, err := ParseDuration(string(b))
 	if err != nil {
 		return fmt.Errorf("%w (or inf)", err)
+	}
+	if d > 1e9*time.Second { // the server's bound (lib/protocol): a usage error here
+		return fmt.Errorf("invalid wait %q: too large, over 31 years (use inf)", strings.TrimSpace(string(b)))
 	}
 	*w = Wait{D: d}
 	return nil

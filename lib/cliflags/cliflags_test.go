@@ -79,6 +79,8 @@ func TestParseDuration(t *testing.T) {
 		{"abc", 0, true},
 		{"", 0, true},
 		{"1e300", 0, true},
+		{"9223372036.854775807", 0, true}, // 2^63 ns: would wrap to negative
+		{"9223372036", 9223372036 * time.Second, false},
 	} {
 		got, err := ParseDuration(tc.in)
 		if (err != nil) != tc.err || got != tc.want {
@@ -99,6 +101,9 @@ func TestWait(t *testing.T) {
 		{"3", Wait{D: 3 * time.Second}, false},
 		{"1m", Wait{D: time.Minute}, false},
 		{"soon", Wait{}, true},
+		{"1000000000", Wait{D: 1e9 * time.Second}, false},
+		{"1000000001", Wait{}, true}, // over the server's bound: use inf
+		{"9223372036.8547", Wait{}, true},
 		{"", Wait{}, false},
 	} {
 		var w Wait
