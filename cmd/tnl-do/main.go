@@ -246,10 +246,14 @@ func fastParse(head []string, dashdash bool) (c cli, ok bool) {
 func (c *cli) nameAndCommand(tail []string, dashdash bool) (string, []string, error) {
 	name, cmd := c.Name, c.Command
 	if dashdash {
-		if len(cmd) > 0 {
-			return "", nil, cliflags.Usage(fmt.Errorf("unexpected argument %q before --", cmd[0]), "usage: tnl-do [flags] NAME -- COMMAND [ARG...]")
+		if len(cmd) > 0 || (c.LockName != "" && name != "") {
+			// The command began before this "--" (tnl-do NAME grep -- -v
+			// X): it is one of the command's own arguments.
+			cmd = append(append(slices.Clone(cmd), "--"), tail...)
+			dashdash = false
+		} else {
+			cmd = tail
 		}
-		cmd = tail
 	}
 	if c.LockName != "" {
 		if dashdash && name != "" {

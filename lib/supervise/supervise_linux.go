@@ -314,6 +314,13 @@ func (p *Process) Forward(sig os.Signal) {
 		return
 	}
 	_ = p.Signal(s)
+	switch s {
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT:
+		// A stopped child acts on these only once it runs again, and
+		// tnl-do would wait for it, holding the lock, until someone
+		// continued it.
+		_ = p.SignalGroup(syscall.SIGCONT)
+	}
 }
 
 func (p *Process) resume() {
@@ -368,6 +375,13 @@ func (p *Process) Supervise(o Options) Result {
 			_ = p.SignalGroup(syscall.SIGKILL)
 		case <-p.done:
 			res.Status = p.Status()
+			if res.Lost && o.OnLost != Ignore {
+				// The lock is gone and the command has ended: whatever it
+				// left in its process group (a child that ignores
+				// SIGTERM) must not run on. The group outlives its
+				// leader, so its id still names it.
+				_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+			}
 			return res
 		}
 	}
