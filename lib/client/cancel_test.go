@@ -112,3 +112,64 @@ func TestCancelledLockEndsWithItsReleaseAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestContextEndsExchangesWithStalledServer: a server that accepted the
+// connection and then says nothing (stopped, say) does not keep a caller
+// whose context ended: neither in the session exchange of Dial, nor in the
+// release that ends a cancelled wait.
+func TestContextEndsExchangesWithStalledServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	answerSession := make(chan bool, 2)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				r.ReadString('\n')
+				if <-answerSession {
+					io.WriteString(c, "session,dead-peer-timeout:60\n")
+				}
+				io.Copy(io.Discard, r) // then silence
+			}()
+		}
+	}()
+	addr := l.Addr().String()
+
+	// Dial: the session line is never answered.
+	answerSession <- false
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = client.Dial(ctx, client.Options{Addr: addr, DialTimeout: time.Minute})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Dial: %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Dial returned %v after the context ended, want at once", d)
+	}
+
+	// Lock: the wait's release is never answered.
+	answerSession <- true
+	c, err := client.Dial(context.Background(), client.Options{Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start = time.Now()
+	if _, err := c.Lock(ctx, "x", client.LockOptions{Wait: client.Forever}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Lock: %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Lock returned %v after the context ended, want within about a second", d)
+	}
+}

@@ -182,6 +182,10 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if dl, ok := dctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
+	// The caller's context (a signal, say) ends the exchange at once, also
+	// with a server that accepted the connection and then stalled.
+	stopExchange := context.AfterFunc(dctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
+	defer stopExchange()
 	hello := fmt.Sprintf(".session,client-id:%s,host:%s,pid:%d%s\n", clean(o.ClientID), clean(o.Host), o.PID, authKey(o.AuthToken))
 	if _, err := nc.Write([]byte(hello)); err != nil {
 		nc.Close()
@@ -190,6 +194,9 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	b, err := r.ReadSlice('\n')
 	if err != nil {
 		nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) || dctx.Err() != nil {
 			return nil, fmt.Errorf("cannot talk to server %s: no answer within %v", o.Addr, o.DialTimeout)
 		}
@@ -202,6 +209,13 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 			return nil, &refusedError{fmt.Sprintf("server %s refused the session: %s", o.Addr, rep.Msg), &ServerError{Msg: rep.Msg}}
 		}
 		return nil, fmt.Errorf("server %s does not speak the tnl session protocol (answered %q)", o.Addr, trimNL(b))
+	}
+	if !stopExchange() { // ended just as the answer came
+		nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("cannot talk to server %s: no answer within %v", o.Addr, o.DialTimeout)
 	}
 	_ = nc.SetDeadline(time.Time{})
 	c.deadPeer = o.DeadPeerTimeout
@@ -451,6 +465,13 @@ func (c *Client) readLoop(r *bufio.Reader) {
 
 var errLongLine = errors.New("line too long")
 
+// cancelAnswerWait bounds how long a Lock whose context ended waits for the
+// answer to its release.
+const cancelAnswerWait = time.Second
+
+// aLongTimeAgo is a deadline in the past: setting it ends a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
 // dispatchCancelled takes an answer for a call whose caller gave up and sent
 // its release: the call ends with the release's answer, so that no answer
 // of the pair is left over to be taken for the next call on the same name.
@@ -661,7 +682,17 @@ func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lease, 
 			// Leave the queue; a grant racing with this is released by the
 			// same request (the server answers "released" then).
 			_ = c.write("release,name:" + name + "\n")
-			<-cl.done
+			// Wait for the answer, so that the queue is left when Lock
+			// returns; but not on a server that stalled: the release is
+			// sent, and a late answer (a grant, then "released") is taken
+			// care of by dispatchCancelled.
+			t := time.NewTimer(cancelAnswerWait)
+			defer t.Stop()
+			select {
+			case <-cl.done:
+			case <-t.C:
+				return nil, ctx.Err()
+			}
 			if cl.err == nil || errors.Is(cl.err, ErrLost) {
 				return nil, ctx.Err()
 			}
