@@ -148,8 +148,28 @@ func stats(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	printTable(stdout, out, c.Names)
+	ew := &errWriter{w: stdout}
+	printTable(ew, out, c.Names)
+	if ew.err != nil {
+		return fmt.Errorf("cannot write the table: %w", ew.err)
+	}
 	return nil
+}
+
+// errWriter keeps the first write error, so that a full disk or a closed
+// pipe is not a silent success.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(b)
+	e.err = err
+	return n, err
 }
 
 // breakLock is --break: one .break request with the admin secret. The
