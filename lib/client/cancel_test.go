@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -30,11 +29,7 @@ func TestCancelledLockEndsWithItsReleaseAnswer(t *testing.T) {
 		{"still waiting", "cancelled,name:x\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
+			l := listen(t)
 			lines := make(chan string, 16)
 			go func() {
 				c, err := l.Accept()
@@ -118,11 +113,7 @@ func TestCancelledLockEndsWithItsReleaseAnswer(t *testing.T) {
 // whose context ended: neither in the session exchange of Dial, nor in the
 // release that ends a cancelled wait.
 func TestContextEndsExchangesWithStalledServer(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listen(t)
 	answerSession := make(chan bool, 2)
 	go func() {
 		for {
@@ -148,7 +139,7 @@ func TestContextEndsExchangesWithStalledServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
-	_, err = client.Dial(ctx, client.Options{Addr: addr, DialTimeout: time.Minute})
+	_, err := client.Dial(ctx, client.Options{Addr: addr, DialTimeout: time.Minute})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Dial: %v, want context.Canceled", err)
 	}

@@ -153,11 +153,7 @@ func TestContextEndsWaitAndLeavesQueue(t *testing.T) {
 // A server that accepts the session and then says nothing: the lease must be
 // declared lost after half the dead-peer timeout.
 func TestSilentServerLosesLease(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listen(t)
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
@@ -259,6 +255,18 @@ func TestSharedAndLimitAndStats(t *testing.T) {
 	if st["lock_count"] != 3 || st["sessions"] != 3 {
 		t.Fatalf("stats %v", st)
 	}
+}
+
+// listen is the listener of a scripted server on 127.0.0.1:0, closed when
+// the test ends.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +17,7 @@ import (
 // that wakes up must not read a close, and hand the lock on, while the
 // program that held it is still stopping.
 func TestSilenceKeepsConnectionOpen(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listen(t)
 	type event struct {
 		line string
 		err  error
