@@ -100,10 +100,11 @@ st with_lock --limit 0 ec-usage ran
 echo "held: [$(tnl_held)]"
 #> held: [ec-twice]
 
-# Help is not an error.
-with_lock --help | head -n 1
+# Help is not an error. (sed reads it all: head would leave the writer to a
+# SIGPIPE, which set -o pipefail turns into the script's end.)
+with_lock --help | sed -n 1p
 #> usage: with_lock [FLAGS] NAME [--] COMMAND [ARG...]
-tnl_acquire -h | head -n 1
+tnl_acquire -h | sed -n 1p
 #> usage: tnl_acquire [FLAGS] NAME
 
 # An external command's own statuses pass through tnl-do: 126, 127.
