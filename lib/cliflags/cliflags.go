@@ -26,6 +26,7 @@ import (
 
 	"github.com/tnl-lock/tnl/lib/client"
 	"github.com/tnl-lock/tnl/lib/exitcode"
+	"github.com/tnl-lock/tnl/lib/protocol"
 )
 
 // DefaultPort is tnl-server's port, the same as tcpnetlock's.
@@ -257,7 +258,7 @@ func (w *Wait) UnmarshalText(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w (or inf)", err)
 	}
-	if d > 1e9*time.Second { // the server's bound (lib/protocol): a usage error here
+	if d > protocol.MaxWait { // refused by the server too: a usage error here
 		return fmt.Errorf("invalid wait %q: too large, over 31 years (use inf)", strings.TrimSpace(string(b)))
 	}
 	*w = Wait{D: d}

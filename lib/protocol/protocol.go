@@ -79,6 +79,11 @@ const MaxNameLen = 255
 // MaxLimit is the largest semaphore size a request may ask for.
 const MaxLimit = 1000000
 
+// MaxWait is the longest finite wait (about 31 years): a longer one is taken
+// for the typo it is, and refused (use inf). FormatWait of any wait up to it
+// reads back exactly.
+const MaxWait = 1e9 * time.Second
+
 // maxInfoLen bounds the informational strings (client id, host) kept per holder.
 const maxInfoLen = 255
 
@@ -226,7 +231,7 @@ func ParseWait(s string) (time.Duration, error) {
 		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 			return 0, errors.New("want seconds >= 0 or inf")
 		}
-		if f > 1e9 { // about 31 years: treat as the typo it is
+		if f > MaxWait.Seconds() {
 			return 0, errors.New("too large (use inf)")
 		}
 		// Round, not truncate: "1.000000007" is 1000000007ns, and a wait passed
@@ -242,7 +247,7 @@ func ParseWait(s string) (time.Duration, error) {
 	if d < 0 {
 		return 0, errors.New("want seconds >= 0 or inf")
 	}
-	if d > 1e9*time.Second { // the same bound as above: FormatWait(d) must read back
+	if d > MaxWait {
 		return 0, errors.New("too large (use inf)")
 	}
 	return d, nil
