@@ -1,7 +1,8 @@
 // Package lockd is tnl's lock table: named locks with exclusive, shared and
 // semaphore modes, a FIFO queue of waiters per name, and fencing tokens.
 //
-// It has no network code, no timers and no goroutines of its own. Callers
+// It has no network code and no timers; its only goroutines are FileTokens'
+// writes of the fencing state. Callers
 // (lib/server) own connections and wait timeouts; lockd tells them about
 // grants through Owner.Notify. A held lock costs one Holder (about 100 bytes)
 // and, per name, one entry in a sharded map; idle names are forgotten at once,
@@ -126,18 +127,33 @@ type shard struct {
 	_  [40]byte // keep shards on separate cache lines
 }
 
-// TokenSource hands out fencing tokens: each call returns a number larger
-// than every number it returned before, also across restarts when it is
-// persistent. It is called with a shard mutex held and must be fast.
+// TokenSource hands out fencing tokens: each successful call returns a
+// number larger than every number it returned before, also across restarts
+// when it is persistent. It is called with a shard mutex held and must be
+// fast. When it cannot issue a token that it can stand by (FileTokens on a
+// disk that refuses writes) it returns an error and no token: the request
+// is refused, or a waiter stays queued, rather than granted without one.
 type TokenSource interface {
-	Next() uint64
+	Next() (uint64, error)
+}
+
+// Watched is a TokenSource that can tell when it fails and recovers, as
+// FileTokens does. A Table made with one serves, when it recovers, the
+// waiters it left queued, and Table.Degraded reports its trouble.
+type Watched interface {
+	TokenSource
+	// Degraded returns why the source cannot issue every token now, or nil.
+	Degraded() error
+	// Watch registers f, called with the error when the source becomes
+	// degraded and with nil when it recovers. f must return soon.
+	Watch(f func(err error))
 }
 
 // MemTokens is a TokenSource that lives in memory only.
 type MemTokens struct{ n atomic.Uint64 }
 
-// Next returns the next token.
-func (t *MemTokens) Next() uint64 { return t.n.Add(1) }
+// Next returns the next token. (2^64 of them take centuries.)
+func (t *MemTokens) Next() (uint64, error) { return t.n.Add(1), nil }
 
 // Options configure a Table.
 type Options struct {
@@ -183,7 +199,25 @@ func New(o Options) *Table {
 	for i := range t.shards {
 		t.shards[i].m = make(map[string]*entry)
 	}
+	if w, ok := t.tokens.(Watched); ok {
+		w.Watch(func(err error) {
+			if err == nil {
+				// On a goroutine: serving grants tokens, and the source
+				// waits for its watchers.
+				go t.serveAll()
+			}
+		})
+	}
 	return t
+}
+
+// Degraded returns why the table cannot grant every lock now (its
+// TokenSource cannot make new fencing tokens durable), or nil.
+func (t *Table) Degraded() error {
+	if w, ok := t.tokens.(Watched); ok {
+		return w.Degraded()
+	}
+	return nil
 }
 
 func (t *Table) shard(name string) *shard {
@@ -200,7 +234,9 @@ type Request struct {
 
 // Acquire asks for a lock on behalf of o. On Granted the Holder is held; on
 // Queued it waits and o.Notifier is told when it is granted; on NotGranted and
-// Refused the Holder is nil. The Holder is added to o's list unless nil; the
+// Refused the Holder is nil. Refused comes with ErrLimitMismatch,
+// ErrQueueFull, or the TokenSource's error (ErrNotDurable,
+// ErrTokensExhausted): a lock is never granted without a fencing token. The Holder is added to o's list unless nil; the
 // caller must eventually pass it to Release.
 //
 // All Table methods are safe for concurrent use, also for one Owner.
@@ -226,7 +262,14 @@ func (t *Table) Acquire(o *Owner, r Request) (*Holder, Result, error) {
 	}
 	h := &Holder{entry: e, Owner: o, Mode: r.Mode, limit: limit, since: now}
 	if e.qhead == nil && e.compatible(h) && !t.holdOff.Load() {
-		t.grant(e, h)
+		token, err := t.tokens.Next()
+		if err != nil {
+			t.dropIfIdle(s, e)
+			s.mu.Unlock()
+			t.notAcquired.Add(1)
+			return nil, Refused, err
+		}
+		t.grant(e, h, token)
 		s.mu.Unlock()
 		t.acquired.Add(1)
 		o.link(h)
@@ -276,8 +319,10 @@ func (e *entry) compatible(h *Holder) bool {
 	return h.Mode == protocol.Shared || e.nheld < e.limit
 }
 
-// grant makes h a holder of e; h is not linked anywhere yet. Shard mutex held.
-func (t *Table) grant(e *entry, h *Holder) {
+// grant makes h a holder of e with the fencing token drawn for it; h is
+// not linked anywhere yet. Shard mutex held. The token is drawn first, by
+// the caller: without one, nothing may change.
+func (t *Table) grant(e *entry, h *Holder, token uint64) {
 	if h.state != stateWaiting && h.Mode == protocol.Exclusive {
 		if e.nexcl == 0 {
 			e.limit = h.limit
@@ -288,7 +333,7 @@ func (t *Table) grant(e *entry, h *Holder) {
 		h.since = t.now() // was the time it queued; an immediate grant has it already
 	}
 	h.state = stateHeld
-	h.Token = t.tokens.Next()
+	h.Token = token
 	e.token = h.Token
 	e.mode = h.Mode
 	h.next = nil
@@ -361,13 +406,19 @@ func unlinkFrom(head, tail **Holder, h *Holder) {
 }
 
 // serveQueue grants queued requests in order while they are compatible.
+// When no token can be had, the head stays queued, under its own wait
+// timeout, until the TokenSource recovers and serveAll comes by.
 func (t *Table) serveQueue(e *entry, granted []*Holder) []*Holder {
 	if t.holdOff.Load() {
 		return granted
 	}
 	for h := e.qhead; h != nil && e.compatible(h); h = e.qhead {
+		token, err := t.tokens.Next()
+		if err != nil {
+			break
+		}
 		t.unqueue(e, h)
-		t.grant(e, h)
+		t.grant(e, h, token)
 		granted = append(granted, h)
 	}
 	return granted
@@ -396,6 +447,14 @@ func (t *Table) EndHoldOff() {
 	// An Acquire that saw the hold-off queued under its shard mutex, so
 	// the scan below, which takes each shard mutex after the flag is
 	// cleared, finds it.
+	t.serveAll()
+}
+
+// serveAll serves every queue, as after the hold-off or when the
+// TokenSource recovers. A grant that failed for want of a token did so under
+// its shard mutex, before the recovery, and this scan takes each shard mutex
+// after it: no queue left stuck is missed.
+func (t *Table) serveAll() {
 	for i := range t.shards {
 		s := &t.shards[i]
 		var granted []*Holder

@@ -736,7 +736,7 @@ func TestCounters(t *testing.T) {
 // seqTokens is a TokenSource that counts in steps of ten.
 type seqTokens struct{ n uint64 }
 
-func (s *seqTokens) Next() uint64 { s.n += 10; return s.n }
+func (s *seqTokens) Next() (uint64, error) { s.n += 10; return s.n, nil }
 
 func TestTokens(t *testing.T) {
 	src := &seqTokens{n: 1000}
@@ -776,7 +776,7 @@ func TestTokens(t *testing.T) {
 	// MemTokens, the default, counts up from 1.
 	var m lockd.MemTokens
 	for i := uint64(1); i <= 3; i++ {
-		if v := m.Next(); v != i {
+		if v, err := m.Next(); v != i || err != nil {
 			t.Fatalf("MemTokens.Next = %d, want %d", v, i)
 		}
 	}

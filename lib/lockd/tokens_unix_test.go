@@ -30,7 +30,12 @@ func TestHelperProcess(t *testing.T) {
 	}
 	for range 10_000_000 {
 		// One write per line: what the parent reads was handed out.
-		fmt.Fprintf(os.Stdout, "token %d\n", f.Next())
+		v, err := f.Next()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stdout, "token %d\n", v)
 	}
 	os.Exit(3) // the parent kills it long before
 }
@@ -88,7 +93,7 @@ func TestFileTokensKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := f.Next(); v <= last {
-		t.Fatalf("after kill -9 and restart: token %d, not above %d", v, last)
+	if v, err := f.Next(); err != nil || v <= last {
+		t.Fatalf("after kill -9 and restart: token %d (%v), not above %d", v, err, last)
 	}
 }
