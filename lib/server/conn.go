@@ -2,12 +2,14 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -541,7 +543,7 @@ func (c *conn) handle(line []byte) {
 	case protocol.ActLock:
 		c.handleFirstLock(req, err)
 	case protocol.ActPing:
-		c.reply(protocol.KindPong, "", 0, "")
+		c.replyPing(req.Ext)
 		c.state = stDone
 	case protocol.ActStats:
 		c.reply(protocol.KindStats, "", 0, c.statsJSON())
@@ -627,15 +629,74 @@ func (c *conn) handleFirstLock(req protocol.Request, perr error) {
 		c.reply(protocol.KindNotGranted, "", 0, "")
 		c.state = stDone
 	case lockd.Refused:
-		if !c.ext {
-			// A legacy request gets only legacy answers.
+		if !c.ext && !noToken(err) {
+			// A legacy request gets only legacy answers. (err, is one
+			// of them: tcpnetlock answers it to a bad name, and its
+			// clients take it for a failure, as they must take a lock
+			// that cannot have a fencing token.)
 			c.reply(protocol.KindNotGranted, "", 0, "")
 		} else {
 			c.reply(protocol.KindErr, "", 0, refusal(err))
 		}
-		s.log.Info("lock refused", "name", req.Name, "remote", c.owner.Addr, "err", err)
+		s.logRefusal(req.Name, &c.owner, err)
 		c.state = stDone
 	}
+}
+
+// noToken reports whether a refusal is for want of a fencing token.
+func noToken(err error) bool {
+	return errors.Is(err, lockd.ErrNotDurable) || errors.Is(err, lockd.ErrTokensExhausted)
+}
+
+// logRefusal logs a refused lock request. A refusal for want of a durable
+// token is logged at debug level only: the server says it once per episode
+// at error level (see Table.Degraded), where a line per refused request
+// would flood the log of a busy server exactly when its disk is full.
+// Exhausted tokens (2^63 of them) are an error each time.
+func (s *Server) logRefusal(name string, o *lockd.Owner, err error) {
+	level := slog.LevelInfo
+	switch {
+	case errors.Is(err, lockd.ErrNotDurable):
+		level = slog.LevelDebug
+	case errors.Is(err, lockd.ErrTokensExhausted):
+		level = slog.LevelError
+	}
+	s.log.Log(context.Background(), level, "lock refused", "name", name, "remote", o.Addr, "client_id", o.ClientID, "err", err)
+}
+
+// replyPing answers .ping: pong, and to an extension request, while the
+// table cannot grant every lock, pong,degraded:WHY. A legacy .ping gets
+// pong whatever happens: tcpnetlock's probes compare the whole line.
+func (c *conn) replyPing(ext bool) {
+	if ext {
+		if err := c.srv.table.Degraded(); err != nil {
+			c.out = append(c.out, "pong,degraded:"...)
+			c.out = append(c.out, pingValue(degradedWhy(err))...)
+			c.out = append(c.out, '\n')
+			return
+		}
+	}
+	c.reply(protocol.KindPong, "", 0, "")
+}
+
+// degradedWhy is the reason shown for Table.Degraded's error: the same words
+// as the refusals it causes.
+func degradedWhy(err error) string {
+	return lockd.ErrNotDurable.Error() + ": " + err.Error()
+}
+
+// pingValue makes s fit a VALUE of an answer line: no comma (the field
+// separator), no line break or other control character.
+func pingValue(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == ',':
+			return ';'
+		case r < 0x20 || r == 0x7f:
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 func checkModes(req protocol.Request) string {
@@ -676,7 +737,7 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 	case protocol.ActKeepalive:
 		c.reply(protocol.KindAlive, "", 0, "")
 	case protocol.ActPing:
-		c.reply(protocol.KindPong, "", 0, "")
+		c.replyPing(true) // a session is an extension
 	case protocol.ActStats:
 		c.reply(protocol.KindStats, "", 0, c.statsJSON())
 	case protocol.ActHolders:
@@ -714,7 +775,7 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		case lockd.NotGranted:
 			c.reply(protocol.KindNotGranted, req.Name, 0, "")
 		case lockd.Refused:
-			s.log.Info("lock refused", "name", req.Name, "remote", c.owner.Addr, "client_id", c.owner.ClientID, "err", err)
+			s.logRefusal(req.Name, &c.owner, err)
 			c.reply(protocol.KindErr, req.Name, 0, refusal(err))
 		}
 	case protocol.ActRelease:

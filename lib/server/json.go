@@ -31,6 +31,10 @@ func (c *conn) statsJSON() string {
 		{"connections", st.Connections},
 		{"sessions", st.Sessions},
 		{"uptime_seconds", int64(st.Uptime / time.Second)},
+		// 1 while fencing tokens cannot be made durable (the reason is in
+		// the log and in an extension .ping): values stay numbers, which
+		// tnl's clients, old ones too, decode as such.
+		{"degraded", b2i(st.Degraded != nil)},
 	}
 	b := make([]byte, 0, 256)
 	b = append(b, '{')
@@ -44,6 +48,13 @@ func (c *conn) statsJSON() string {
 		b = strconv.AppendInt(b, e.v, 10)
 	}
 	return string(append(b, '}'))
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // The holders document types live in lib/protocol, shared with clients.

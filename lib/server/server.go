@@ -281,6 +281,9 @@ type Stats struct {
 	Connections int64
 	Sessions    int64
 	Uptime      time.Duration
+	// Degraded is why the table cannot grant every lock now (fencing
+	// tokens cannot be made durable), or nil: Table.Degraded.
+	Degraded error
 }
 
 // Stats returns the server's counters.
@@ -291,5 +294,6 @@ func (s *Server) Stats() Stats {
 		Connections: s.nconns.Load(),
 		Sessions:    s.nsessions.Load(),
 		Uptime:      time.Since(s.start),
+		Degraded:    s.table.Degraded(),
 	}
 }
