@@ -372,7 +372,9 @@ func loadCeiling(path string) (uint64, error) {
 const fenceFix = "restore it, or write into it a number above every token ever issued (see tnl-server(1), FENCING STATE)"
 
 // otherState names an entry of dir that shows it held state before: any
-// entry but the state file's temporary file and a file system's lost+found.
+// entry but a file system's lost+found and an empty temporary file (left by
+// a first write that failed at once, on a full disk say). A temporary file
+// with something in it was written by a server that may have issued tokens.
 func otherState(dir string) string {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -382,9 +384,13 @@ func otherState(dir string) string {
 	for {
 		names, err := d.Readdirnames(16)
 		for _, n := range names {
-			if n != "fence.tmp" && n != "lost+found" {
-				return strconv.Quote(n)
+			if n == "lost+found" {
+				continue
 			}
+			if fi, err := os.Lstat(filepath.Join(dir, n)); n == "fence.tmp" && err == nil && fi.Size() == 0 {
+				continue
+			}
+			return strconv.Quote(n)
 		}
 		if err != nil {
 			return ""

@@ -174,8 +174,8 @@ func TestFileTokensDamaged(t *testing.T) {
 }
 
 // TestFileTokensMissing: a directory without the state file starts from
-// token 1 only if it holds nothing else (the temporary file of a first
-// write that never finished, or a file system's lost+found).
+// token 1 only if it holds nothing else (but an empty temporary file, left
+// by a first write that failed, or a file system's lost+found).
 func TestFileTokensMissing(t *testing.T) {
 	dir := t.TempDir()
 	for _, n := range []string{"fence.tmp", "lost+found"} {
@@ -204,6 +204,15 @@ func TestFileTokensMissing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "fence")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a refused start wrote the state file: %v", err)
+	}
+
+	// A temporary file with a ceiling in it: a server wrote there.
+	dir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "fence.tmp"), []byte(formatCeiling(65536)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = OpenFileTokens(dir, 4); err == nil || !strings.Contains(err.Error(), ` holds "fence.tmp": not starting from token 1`) {
+		t.Fatalf("missing state, full temporary file: error %v", err)
 	}
 }
 
