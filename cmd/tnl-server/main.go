@@ -49,6 +49,7 @@ type cli struct {
 	Info             bool             `help:"Same as --log-level info (tcpnetlock spelling)."`
 	Debug            bool             `help:"Same as --log-level debug (tcpnetlock spelling)."`
 	CPUProfile       string           `name:"cpu-profile" hidden:"" help:"Write a pprof CPU profile to FILE until exit (for make bench)." placeholder:"FILE"`
+	FenceBlock       uint64           `name:"fence-block" hidden:"" default:"65536" help:"Fencing tokens reserved per write of the state file (for tests: a small block reaches the ceiling in a few grants)." placeholder:"N"`
 	Version          kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -101,6 +102,9 @@ func serve(c *cli, stderr io.Writer) error {
 	if c.DeadPeerTimeout <= 0 || c.FirstLineTimeout <= 0 || c.MaxLineLength < 64 || c.MaxConns < 0 || c.MaxWaiters < 0 {
 		return &exitError{2, errors.New("invalid limits: timeouts must be > 0, --max-line-length >= 64, caps >= 0")}
 	}
+	if c.FenceBlock < 2 || c.FenceBlock > lockd.MaxBlock {
+		return &exitError{2, fmt.Errorf("invalid --fence-block %d: want 2 to %d", c.FenceBlock, uint64(lockd.MaxBlock))}
+	}
 	log := newLogger(c, stderr)
 	if c.CPUProfile != "" {
 		f, err := os.Create(c.CPUProfile)
@@ -117,11 +121,12 @@ func serve(c *cli, stderr io.Writer) error {
 	var tokens lockd.TokenSource
 	restarted := false
 	if c.StateDir != "" {
-		ft, err := lockd.OpenFileTokens(c.StateDir, lockd.DefaultBlock)
+		ft, err := lockd.OpenFileTokens(c.StateDir, c.FenceBlock)
 		if err != nil {
 			return err
 		}
 		log.Info("fencing state", "dir", c.StateDir, "next_token", ft.Last()+1)
+		watchFence(ft, log)
 		tokens = ft
 		// The state of an earlier run: this is a restart, after a crash or
 		// not, and that run's holders may still be running their commands.
@@ -206,6 +211,22 @@ func serve(c *cli, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// watchFence logs each change of the fencing state's durability: once at
+// error level when the state file cannot be written (not once per refused
+// request: the refusals say why to each client), once when it can again.
+func watchFence(ft *lockd.FileTokens, log *slog.Logger) {
+	var since time.Time // only the writer goroutine calls, one call at a time
+	ft.Watch(func(err error) {
+		if err != nil {
+			since = time.Now()
+			log.Error("fencing state not durable: cannot write the next ceiling; locks needing a token above it are refused until the state directory takes writes again (retrying)",
+				"err", err, "ceiling", ft.Ceiling(), "last_token", ft.Last())
+			return
+		}
+		log.Warn("fencing state durable again: granting locks", "after", time.Since(since).Round(time.Millisecond), "ceiling", ft.Ceiling())
+	})
 }
 
 // readSecret reads a token file: the whole file, surrounding white space
