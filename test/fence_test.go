@@ -365,7 +365,7 @@ func TestFenceReadOnly(t *testing.T) {
 			why = "empty"
 		}
 		want := "tnl-server: fencing state " + path + " is truncated or corrupt (" + why + "): not starting, a token could be handed out twice; " +
-			"restore it, or write into it a number above every token ever issued (see tnl-server(1), FENCING STATE)\n"
+			"restore it, or write into it a number above every token ever issued (see Fencing state in tnl-server(1))\n"
 		if code != 1 || stderr != want {
 			t.Errorf("state cut to %d bytes: exit %d, stderr %q; want 1 and %q", cut, code, stderr, want)
 		}

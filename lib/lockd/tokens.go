@@ -369,7 +369,7 @@ func loadCeiling(path string) (uint64, error) {
 }
 
 // fenceFix is what the operator does about a lost or damaged state file.
-const fenceFix = "restore it, or write into it a number above every token ever issued (see tnl-server(1), FENCING STATE)"
+const fenceFix = "restore it, or write into it a number above every token ever issued (see Fencing state in tnl-server(1))"
 
 // otherState names an entry of dir that shows it held state before: any
 // entry but a file system's lost+found and an empty temporary file (left by

@@ -156,7 +156,7 @@ func TestFileTokensDamaged(t *testing.T) {
 	}
 	_, err := OpenFileTokens(dir, 4)
 	want := "fencing state " + path + " is truncated or corrupt (no line end): not starting, a token could be handed out twice; " +
-		"restore it, or write into it a number above every token ever issued (see tnl-server(1), FENCING STATE)"
+		"restore it, or write into it a number above every token ever issued (see Fencing state in tnl-server(1))"
 	if err == nil || err.Error() != want {
 		t.Fatalf("truncated state: error %v\nwant %s", err, want)
 	}
@@ -198,7 +198,7 @@ func TestFileTokensMissing(t *testing.T) {
 	}
 	_, err = OpenFileTokens(dir, 4)
 	want := "fencing state " + dir + "/fence is missing, but " + dir + ` holds "leases": not starting from token 1, which may have been handed out; ` +
-		"restore it, or write into it a number above every token ever issued (see tnl-server(1), FENCING STATE)"
+		"restore it, or write into it a number above every token ever issued (see Fencing state in tnl-server(1))"
 	if err == nil || err.Error() != want {
 		t.Fatalf("missing state: error %v\nwant %s", err, want)
 	}
