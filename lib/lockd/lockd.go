@@ -1,10 +1,11 @@
 // Package lockd is tnl's lock table: named locks with exclusive, shared and
 // semaphore modes, a FIFO queue of waiters per name, and fencing tokens.
 //
-// It has no network code and no timers; its only goroutines are FileTokens'
-// writes of the fencing state. Callers
-// (lib/server) own connections and wait timeouts; lockd tells them about
-// grants through Owner.Notify. A held lock costs one Holder (about 100 bytes)
+// It has no network code and no wait timers. Its only goroutines are
+// FileTokens' writer of the fencing state (which retries with a backoff
+// while the disk refuses) and the scan that serves the queues when that
+// writer recovers. Callers (lib/server) own connections and wait timeouts;
+// lockd tells them about grants through Owner.Notify. A held lock costs one Holder (about 100 bytes)
 // and, per name, one entry in a sharded map; idle names are forgotten at once,
 // which is safe because fencing tokens come from one server-wide counter.
 //

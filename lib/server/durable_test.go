@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/protocol"
 	"github.com/tnl-lock/tnl/lib/server"
 )
 
@@ -125,5 +126,9 @@ func TestNotDurablePingValue(t *testing.T) {
 	script(t, ts.addr, "0>.ping,pid:1\n", "0<pong,degraded:fencing state not durable: open /a;b/fence.tmp: x y \n", "0$")
 	if err := ts.Stats().Degraded; err == nil {
 		t.Error("Stats().Degraded is nil")
+	}
+	// tnl's clients, old ones too, read it as a pong.
+	if r, err := protocol.ParseReply([]byte("pong,degraded:fencing state not durable: open /a;b/fence.tmp: x y \n")); err != nil || r.Kind != protocol.KindPong {
+		t.Errorf("ParseReply: %+v, %v", r, err)
 	}
 }
