@@ -219,7 +219,7 @@ func TestFenceFullDisk(t *testing.T) {
 	for range 3 {
 		toks.draw(srv.Addr)
 	}
-	holder := chaosDialLine(t, srv.Addr, "lock,name:q", "ok")
+	holder := fenceDial(t, srv.Addr, "lock,name:q", "ok")
 
 	fenceFill(t, mnt)
 	tmp := filepath.Join(state, "fence.tmp")
@@ -254,7 +254,7 @@ func TestFenceFullDisk(t *testing.T) {
 	fenceLogged(t, srv, `level=ERROR msg="fencing state not durable: cannot write the next ceiling[^\n]*err="write `+regexp.QuoteMeta(tmp)+`: no space left on device"`, 1)
 
 	// A waiter at the head of the queue stays queued without a token.
-	waiter := chaosDialLine(t, srv.Addr, "lock,name:q,wait:inf\n.keepalive", "alive")
+	waiter := fenceDial(t, srv.Addr, "lock,name:q,wait:inf\n.keepalive", "alive")
 	holder.ask("release", "released")
 	waiter.ask(".keepalive", "alive")
 
@@ -319,7 +319,7 @@ func TestFenceReadOnly(t *testing.T) {
 	srv := chaosStartServer(t, nil, args...)
 	toks := &fenceTokens{t: t, state: state, seen: map[uint64]bool{}}
 	toks.draw(srv.Addr)
-	holder := chaosDialLine(t, srv.Addr, "lock,name:q", "ok")
+	holder := fenceDial(t, srv.Addr, "lock,name:q", "ok")
 
 	fenceRemount(t, mnt, "ro")
 	refusal := "err,fencing state not durable: open " + filepath.Join(state, "fence.tmp") + ": read-only file system"
@@ -329,7 +329,7 @@ func TestFenceReadOnly(t *testing.T) {
 	if st, err := chaosStats(srv.Addr); err != nil || st["degraded"] != 1 {
 		t.Errorf(".stats: %v (%v), want degraded 1", st, err)
 	}
-	waiter := chaosDialLine(t, srv.Addr, "lock,name:q,wait:inf\n.keepalive", "alive")
+	waiter := fenceDial(t, srv.Addr, "lock,name:q,wait:inf\n.keepalive", "alive")
 	holder.ask("release", "released")
 	waiter.ask(".keepalive", "alive")
 	last := toks.max()
@@ -383,15 +383,15 @@ func TestFenceReadOnly(t *testing.T) {
 	}
 }
 
-// chaosConn is a connection that sends lines and reads answers.
+// fenceConn is a connection that sends lines and reads answers.
 type fenceConn struct {
 	t  *testing.T
 	nc net.Conn
 	r  *bufio.Reader
 }
 
-// chaosDialLine dials addr, sends req and expects the answer want.
-func chaosDialLine(t *testing.T, addr, req, want string) *fenceConn {
+// fenceDial dials addr, sends req and expects the answer want.
+func fenceDial(t *testing.T, addr, req, want string) *fenceConn {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
