@@ -107,7 +107,7 @@ func TestShutdownNeedsAdminToken(t *testing.T) {
 	if got := exchange(t, addr, ".server-shutdown,auth:adm1n\n"); got != "shutting-down\n" {
 		t.Fatalf("got %q", got)
 	}
-	<-stopped
+	within(t, 5*time.Second, stopped, "OnShutdown after .server-shutdown with the admin token")
 }
 
 func TestBreakTakesLockFromSessionAndLegacyHolders(t *testing.T) {
@@ -140,11 +140,11 @@ func TestBreakTakesLockFromSessionAndLegacyHolders(t *testing.T) {
 	if err := client.Break(ctx, client.Options{Addr: addr}, "a", "adm1n"); err != nil {
 		t.Fatal(err)
 	}
-	<-lease.Done()
+	within(t, 5*time.Second, lease.Done(), `the broken lease to end (the client ignores "lost"?)`)
 	if !errors.Is(lease.Err(), client.ErrLost) {
 		t.Fatalf("lease err %v", lease.Err())
 	}
-	if err := <-got; err != nil {
+	if err := within(t, 5*time.Second, got, "the waiter's grant after the break"); err != nil {
 		t.Fatalf("waiter: %v", err)
 	}
 	var se *client.ServerError
