@@ -41,6 +41,19 @@ waitgone() {
 	done
 }
 
+# waitexit PID [SECONDS]: wait for PID, a child of this shell, to end (at
+# most SECONDS, default 5) and return its status. One still running then is
+# a bug of the program under test: a line "BUG: ..." on stdout says so, it
+# is killed, and the script goes on to fail in seconds, where a plain wait
+# would hang until go test's own timeout.
+waitexit() {
+	if ! waitgone "$1" "${2:-5}" 2> /dev/null; then
+		echo "BUG: $(ps -o args= -p "$1") still running after ${2:-5}s; killed"
+		kill -KILL "$1" 2> /dev/null
+	fi
+	wait "$1"
+}
+
 # waiters NAME: how many wait for NAME, from tnl-stats --json.
 waiters() {
 	tnl-stats --json "$1" | tr -d ' \n' | grep -o '"waiters":\[[^]]*\]' | grep -o '"client_id"' | wc -l
