@@ -952,7 +952,15 @@ func TestBreakFromAnotherGoroutine(t *testing.T) {
 			g, _, _ := tb.Acquire(o, lockd.Request{Name: fmt.Sprint("y", j)})
 			tb.Release(g)
 		}
-		if got := <-broken; got != h {
+		var got *lockd.Holder
+		select {
+		case got = <-broken:
+		case <-time.After(5 * time.Second):
+			// Without a deadline a Break that does not tell the owner
+			// would hang here until go test's own timeout.
+			t.Fatalf("round %d: the owner was not told of the break within 5s", i)
+		}
+		if got != h {
 			t.Fatalf("round %d: Broken(%p), want %p", i, got, h)
 		}
 		if tb.Held(h) {
