@@ -75,6 +75,8 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
+	// Set here, once: bins is called from parallel tests.
+	binDir = dir
 	return dir, nil
 })
 
@@ -84,7 +86,6 @@ func bins(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	binDir = dir
 	return dir
 }
 
