@@ -494,7 +494,7 @@ func (c *Client) dispatchCancelled(cl *call, rep protocol.Reply) {
 
 // readLine reads one line; holders answers can be long, but not unbounded.
 func readLine(r *bufio.Reader) ([]byte, error) {
-	const maxLine = 64 << 20
+	const maxLine = protocol.MaxReplyLine
 	b, err := r.ReadSlice('\n')
 	if err == nil || !errors.Is(err, bufio.ErrBufferFull) {
 		return b, err

@@ -49,6 +49,10 @@
 //
 //	.holders[,name:NAME]  -> holders,{JSON} (close)
 //
+// The answer is bounded by the server (names, parties per name, bytes);
+// when it leaves something out, the JSON says "truncated":true
+// (HoldersDoc, HoldersEncoder).
+//
 // # Sessions
 //
 //	.session[,client-id:ID][,pid:N][,host:H]  -> session,dead-peer-timeout:SECONDS

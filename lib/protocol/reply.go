@@ -100,6 +100,10 @@ func AppendSession(b []byte, deadPeer time.Duration) []byte {
 	return append(b, '\n')
 }
 
+// MaxReplyLine is the longest answer line a client reads: a server's
+// --max-answer-bytes cannot exceed it.
+const MaxReplyLine = 64 << 20
+
 // ErrBadReply is returned by ParseReply for a line that is no answer tnl or
 // tcpnetlock would give.
 var ErrBadReply = errors.New("malformed reply")

@@ -1,0 +1,191 @@
+package protocol_test
+
+import (
+	"encoding/json"
+	"math/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tnl-lock/tnl/lib/protocol"
+)
+
+// encodeAll streams doc through a HoldersEncoder of max bytes, as the server
+// does, emptying the buffer every few pieces, and returns the line and how
+// many parties went in.
+func encodeAll(doc protocol.HoldersDoc, max int) (string, bool) {
+	e := protocol.HoldersEncoder{Max: max}
+	var out strings.Builder
+	b := e.Begin(nil)
+	truncated := doc.Truncated
+	pieces := 0
+	put := func(next []byte, ok bool) bool {
+		b = next
+		if pieces++; pieces%3 == 0 { // write out, as the server does in chunks
+			out.Write(b)
+			b = b[:0]
+		}
+		if !ok {
+			truncated = true
+		}
+		return ok
+	}
+locks:
+	for i := range doc.Locks {
+		l := &doc.Locks[i]
+		first := true
+		for j := range l.Holders {
+			var ok bool
+			if first {
+				ok = put(e.Lock(b, l, &l.Holders[j], false))
+			} else {
+				ok = put(e.Party(b, &l.Holders[j], false))
+			}
+			if !ok {
+				break locks
+			}
+			first = false
+		}
+		for j := range l.Waiters {
+			var ok bool
+			if first {
+				ok = put(e.Lock(b, l, &l.Waiters[j], true))
+			} else {
+				ok = put(e.Party(b, &l.Waiters[j], true))
+			}
+			if !ok {
+				break locks
+			}
+			first = false
+		}
+	}
+	b = e.End(b, truncated)
+	out.Write(b)
+	if out.Len() != e.Len() {
+		panic("Len is not the length written")
+	}
+	return out.String(), truncated
+}
+
+func marshalLine(t *testing.T, doc protocol.HoldersDoc) string {
+	t.Helper()
+	j, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "holders," + string(j) + "\n"
+}
+
+func party(id string, tok uint64) protocol.PartyDoc {
+	return protocol.PartyDoc{ClientID: id, Host: "h<&>\"\\", PID: 42, Addr: "127.0.0.1:5000", Mode: "exclusive",
+		Since: time.Date(2026, 11, 25, 9, 49, 48, 238534705, time.UTC), Token: tok}
+}
+
+// TestHoldersEncoderExact: with room enough, the streamed line is byte for
+// byte encoding/json's, for holders only, waiters only, both, none.
+func TestHoldersEncoderExact(t *testing.T) {
+	docs := []protocol.HoldersDoc{
+		{Locks: []protocol.LockDoc{}},
+		{Locks: []protocol.LockDoc{{Name: "deploy", Mode: "exclusive", Limit: 1, Token: 9,
+			Holders: []protocol.PartyDoc{party("ci@build-3", 9)}, Waiters: []protocol.PartyDoc{}}}},
+		{Locks: []protocol.LockDoc{
+			{Name: "a", Mode: "exclusive", Limit: 1, Token: 3, Holders: []protocol.PartyDoc{}, Waiters: []protocol.PartyDoc{party("w1", 0), party("w2", 0)}},
+			{Name: "b", Mode: "shared", Limit: 1, Token: 5, Holders: []protocol.PartyDoc{party("s1", 4), party("s2", 5)}, Waiters: []protocol.PartyDoc{party("x", 0)}},
+			{Name: "c\u2028", Mode: "exclusive", Limit: 3, Token: 7, Holders: []protocol.PartyDoc{party("\xff\x01\t", 7)}, Waiters: []protocol.PartyDoc{}},
+		}},
+	}
+	for i, doc := range docs {
+		for _, tr := range []bool{false, true} {
+			doc.Truncated = tr
+			got, _ := encodeAll(doc, 1<<20)
+			if want := marshalLine(t, doc); got != want {
+				t.Errorf("doc %d, truncated %v:\n got %s\nwant %s", i, tr, got, want)
+			}
+		}
+	}
+}
+
+// TestHoldersEncoderMax: for every bound, the line fits it exactly or under,
+// is one valid line, and is encoding/json's of the parties that fit, with
+// "truncated":true as soon as one is left out.
+func TestHoldersEncoderMax(t *testing.T) {
+	var doc protocol.HoldersDoc
+	for i := range 5 {
+		l := protocol.LockDoc{Name: "lock-" + string(rune('a'+i)), Mode: "exclusive", Limit: 1, Token: uint64(10 + i),
+			Holders: []protocol.PartyDoc{}, Waiters: []protocol.PartyDoc{}}
+		for j := range i % 3 {
+			l.Holders = append(l.Holders, party("holder", uint64(j+1)))
+		}
+		for range 2 - i%3 + 1 {
+			l.Waiters = append(l.Waiters, party("waiter", 0))
+		}
+		doc.Locks = append(doc.Locks, l)
+	}
+	full := marshalLine(t, doc)
+	if got, tr := encodeAll(doc, len(full)+40); got != full || tr {
+		t.Fatalf("with room: truncated %v\n got %s\nwant %s", tr, got, full)
+	}
+	if got, _ := encodeAll(doc, protocol.MinHoldersAnswer); got != `holders,{"locks":[],"truncated":true}`+"\n" {
+		t.Errorf("at the minimum: %q", got)
+	}
+	for max := protocol.MinHoldersAnswer; max < len(full)+40; max++ {
+		got, tr := encodeAll(doc, max)
+		if len(got) > max || !strings.HasSuffix(got, "}\n") || strings.Count(got, "\n") != 1 {
+			t.Fatalf("max %d: %d bytes: %q", max, len(got), got)
+		}
+		var back protocol.HoldersDoc
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(got, "holders,")), &back); err != nil {
+			t.Fatalf("max %d: %v: %s", max, err, got)
+		}
+		if back.Truncated != tr || (tr && got == full) {
+			t.Fatalf("max %d: truncated %v in %s", max, back.Truncated, got)
+		}
+		// What was listed is a prefix of the document, lock by lock.
+		for i, l := range back.Locks {
+			w := doc.Locks[i]
+			if len(l.Holders)+len(l.Waiters) == 0 {
+				t.Fatalf("max %d: lock %s listed without a party", max, l.Name)
+			}
+			w.Holders = w.Holders[:len(l.Holders)]
+			if len(l.Waiters) > 0 && len(l.Holders) != len(doc.Locks[i].Holders) {
+				t.Fatalf("max %d: waiters of %s listed after only some of its holders", max, l.Name)
+			}
+			w.Waiters = w.Waiters[:len(l.Waiters)]
+			back.Locks[i] = w
+		}
+		if want := marshalLine(t, back); got != want {
+			t.Fatalf("max %d:\n got %s\nwant %s", max, got, want)
+		}
+	}
+}
+
+// TestMinLockBytes: no lock takes fewer bytes than MinLockBytes, which
+// bounds how many names an answer can list.
+func TestMinLockBytes(t *testing.T) {
+	rnd := rand.New(rand.NewSource(1))
+	for range 100 {
+		l := protocol.LockDoc{Name: strings.Repeat("x", 1+rnd.Intn(20)), Mode: []string{"shared", "exclusive"}[rnd.Intn(2)], Limit: 1 + rnd.Intn(5)}
+		p := protocol.PartyDoc{Mode: l.Mode, Token: uint64(rnd.Intn(3))}
+		e := protocol.HoldersEncoder{Max: 1 << 20}
+		b := e.Begin(nil)
+		b0 := len(b)
+		b, _ = e.Lock(b, &l, &p, rnd.Intn(2) == 0)
+		b = e.End(b, false)
+		if n := len(b) - b0 - len("]}\n"); n < protocol.MinLockBytes {
+			t.Fatalf("%s takes %d bytes, MinLockBytes is %d", b, n, protocol.MinLockBytes)
+		}
+	}
+}
+
+// FuzzAppendJSONString: every string is written as encoding/json writes it.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "<&>", "\"\\", "\x00\x1f\x7f", "\b\f\n\r\t", "\xff", "é\u2028\u2029", "a\xc3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := protocol.AppendJSONString(nil, s); string(got) != string(want) {
+			t.Fatalf("%q: got %s, want %s", s, got, want)
+		}
+	})
+}
