@@ -1,0 +1,161 @@
+package lockd_test
+
+import (
+	"fmt"
+	"math/rand"
+	"slices"
+	"testing"
+
+	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/protocol"
+)
+
+func listOwner(id string) *lockd.Owner {
+	return &lockd.Owner{Info: lockd.Info{ClientID: id}, Notifier: notifyFunc(func(*lockd.Holder) {})}
+}
+
+// TestFirstNames: the first k names in byte order, and whether more exist,
+// for every k, in a table whose map order is random.
+func TestFirstNames(t *testing.T) {
+	tb := lockd.New(lockd.Options{})
+	var all []string
+	rnd := rand.New(rand.NewSource(7))
+	for _, i := range rnd.Perm(300) {
+		n := fmt.Sprintf("n%04d", i*7%1000)
+		all = append(all, n)
+		if _, res, _ := tb.Acquire(listOwner("o"), lockd.Request{Name: n}); res != lockd.Granted {
+			t.Fatalf("acquire %s: %v", n, res)
+		}
+	}
+	slices.Sort(all)
+	if got, more := tb.FirstNames(nil, 0); got != nil || !more {
+		t.Errorf("FirstNames(0) = %q, %v; want none, more", got, more)
+	}
+	for k := 1; k <= len(all)+2; k++ {
+		got, more := tb.FirstNames(nil, k)
+		want := all[:min(k, len(all))]
+		if !slices.Equal(got, want) || more != (k < len(all)) {
+			t.Fatalf("FirstNames(%d) = %d names (%q...), more %v; want %d, more %v", k, len(got), got[:min(3, len(got))], more, len(want), k < len(all))
+		}
+	}
+	if got, more := lockd.New(lockd.Options{}).FirstNames(nil, 10); len(got) != 0 || more {
+		t.Errorf("empty table: %q, %v", got, more)
+	}
+	// In dst's array when it is large enough.
+	dst := make([]string, 5, 400)
+	if got, _ := tb.FirstNames(dst, 3); !slices.Equal(got, all[:3]) || &got[:1][0] != &dst[:1][0] {
+		t.Errorf("FirstNames(dst, 3) = %q, not in dst", got)
+	}
+}
+
+// listAll lists name page by page, as a holders answer does.
+func listAll(t *testing.T, tb *lockd.Table, name string, page int) (lockd.LockInfo, bool) {
+	t.Helper()
+	var all, li lockd.LockInfo
+	cur := lockd.ListCursor{}
+	for calls := 0; !cur.Done(); calls++ {
+		next, ok := tb.List(name, cur, page, &li)
+		if !ok {
+			return all, false
+		}
+		if calls > 100 {
+			t.Fatalf("List(%s) does not end", name)
+		}
+		if len(li.Holders)+len(li.Waiters) > page {
+			t.Fatalf("List(%s, %d) gave %d parties", name, page, len(li.Holders)+len(li.Waiters))
+		}
+		h, w := all.Holders, all.Waiters
+		all = li
+		all.Holders = append(h, li.Holders...)
+		all.Waiters = append(w, li.Waiters...)
+		cur = next
+	}
+	return all, true
+}
+
+// TestListPages: page by page, any page size, List gives what Snapshot
+// gives, holders then waiters in queue order.
+func TestListPages(t *testing.T) {
+	tb := lockd.New(lockd.Options{})
+	for i := range 4 {
+		tb.Acquire(listOwner(fmt.Sprint("s", i)), lockd.Request{Name: "x", Mode: protocol.Shared})
+	}
+	for i := range 5 {
+		tb.Acquire(listOwner(fmt.Sprint("w", i)), lockd.Request{Name: "x", Mode: protocol.Exclusive, Wait: true})
+	}
+	tb.Acquire(listOwner("only"), lockd.Request{Name: "y", Limit: 3})
+	for _, name := range []string{"x", "y"} {
+		want := tb.Snapshot([]string{name}, 0)[0]
+		for page := 1; page <= 11; page++ {
+			got, ok := listAll(t, tb, name, page)
+			if !ok || got.Name != want.Name || got.Mode != want.Mode || got.Limit != want.Limit || got.Token != want.Token ||
+				!slices.Equal(got.Holders, want.Holders) || !slices.Equal(got.Waiters, want.Waiters) {
+				t.Fatalf("%s, pages of %d: ok %v\n got %+v\nwant %+v", name, page, ok, got, want)
+			}
+		}
+	}
+	var li lockd.LockInfo
+	if _, ok := tb.List("nope", lockd.ListCursor{}, 10, &li); ok {
+		t.Errorf("List of a free name: ok")
+	}
+	// SkipHolders goes straight to the waiters.
+	cur, _ := tb.List("x", lockd.ListCursor{}, 1, &li)
+	if _, ok := tb.List("x", cur.SkipHolders(), 2, &li); !ok || len(li.Holders) != 0 || len(li.Waiters) != 2 || li.Waiters[0].ClientID != "w0" {
+		t.Errorf("after SkipHolders: %v %+v", ok, li)
+	}
+}
+
+// TestListCursorLost: when the party a cursor stands on leaves its list
+// (released, granted), List says so instead of listing from a wrong place;
+// other changes do not disturb it.
+func TestListCursorLost(t *testing.T) {
+	tb := lockd.New(lockd.Options{})
+	acq := func(id string, r lockd.Request) *lockd.Holder {
+		r.Name = "x"
+		h, _, _ := tb.Acquire(listOwner(id), r)
+		return h
+	}
+	h0 := acq("h0", lockd.Request{Mode: protocol.Shared})
+	h1 := acq("h1", lockd.Request{Mode: protocol.Shared})
+	w0 := acq("w0", lockd.Request{Wait: true})
+	w1 := acq("w1", lockd.Request{Wait: true})
+	var li lockd.LockInfo
+
+	cur, ok := tb.List("x", lockd.ListCursor{}, 1, &li) // h0, h1 follows
+	tb.Release(h1)                                      // another holder leaves: fine
+	if next, ok2 := tb.List("x", cur, 1, &li); !ok || !ok2 || len(li.Waiters) != 1 || li.Waiters[0].ClientID != "w0" || next.Done() {
+		t.Fatalf("after another holder left: %v %v %+v", ok, ok2, li)
+	}
+	tb.Release(h0) // the cursor's holder leaves: w0 is granted
+	if _, ok := tb.List("x", cur, 1, &li); ok {
+		t.Errorf("cursor on a released holder: still ok, %+v", li)
+	}
+
+	// A cursor at the end of a list has moved on already: w0 holds, and the
+	// cursor after it stands at the start of the waiters.
+	cur, _ = tb.List("x", lockd.ListCursor{}, 1, &li)
+	if len(li.Holders) != 1 || li.Holders[0].ClientID != "w0" || !cur.Waiters() || cur.Done() {
+		t.Fatalf("holders: %+v, cursor at the waiters %v", li, cur.Waiters())
+	}
+	acq("w2", lockd.Request{Wait: true})
+	tb.Release(w0) // w1 granted
+	if next, ok := tb.List("x", cur, 5, &li); !ok || len(li.Waiters) != 1 || li.Waiters[0].ClientID != "w2" || !next.Done() {
+		t.Errorf("waiters after w0 left: %v %+v", ok, li)
+	}
+
+	// A cursor on a waiter that is granted meanwhile has lost its place.
+	acq("w3", lockd.Request{Wait: true})
+	cur, _ = tb.List("x", lockd.ListCursor{}.SkipHolders(), 1, &li) // w2, w3 follows
+	if len(li.Waiters) != 1 || li.Waiters[0].ClientID != "w2" || cur.Done() {
+		t.Fatalf("waiters: %+v, done %v", li, cur.Done())
+	}
+	tb.Release(w1) // w2 granted
+	if _, ok := tb.List("x", cur, 1, &li); ok {
+		t.Errorf("cursor on a granted waiter: still ok, %+v", li)
+	}
+	// A done cursor lists nothing more, and is fine.
+	cur, _ = tb.List("x", lockd.ListCursor{}, 10, &li)
+	if _, ok := tb.List("x", cur, 10, &li); !cur.Done() || !ok || len(li.Holders)+len(li.Waiters) != 0 {
+		t.Errorf("a done cursor: done %v, ok %v, %+v", cur.Done(), ok, li)
+	}
+}
