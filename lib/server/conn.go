@@ -257,7 +257,7 @@ func (c *conn) turn(haveRead bool) int {
 		}
 		line, ok, err := c.nextLine()
 		if err != nil {
-			s.log.Warn("request refused: line too long", "remote", c.owner.Addr, "max", s.cfg.MaxLineLength)
+			s.rlog.Warn("request refused: line too long", "remote", c.owner.Addr, "max", s.cfg.MaxLineLength)
 			c.reply(protocol.KindErr, "", 0, "line too long")
 			c.state = stDone
 			break
@@ -362,7 +362,7 @@ func (c *conn) expire(now time.Time) {
 	switch c.state {
 	case stFirst:
 		if !now.Before(c.firstBy) {
-			s.log.Info("connection closed: no request in time", "remote", c.owner.Addr, "timeout", s.cfg.FirstLineTimeout)
+			s.rlog.Info("connection closed: no request in time", "remote", c.owner.Addr, "timeout", s.cfg.FirstLineTimeout)
 			c.reply(protocol.KindErr, "", 0, "timeout waiting for request")
 			c.state = stDone
 		}
@@ -376,7 +376,7 @@ func (c *conn) expire(now time.Time) {
 		// on its way through Notify and the next turn delivers it.
 	case stSession:
 		if now.Sub(c.lastSeen) >= s.cfg.DeadPeerTimeout {
-			s.log.Info("session closed: peer silent", "remote", c.owner.Addr, "client_id", c.owner.ClientID, "timeout", s.cfg.DeadPeerTimeout)
+			s.rlog.Info("session closed: peer silent", "remote", c.owner.Addr, "client_id", c.owner.ClientID, "timeout", s.cfg.DeadPeerTimeout)
 			c.state = stDone
 			return
 		}
@@ -567,7 +567,7 @@ func (c *conn) handle(line []byte) {
 	case protocol.ActShutdown:
 		c.state = stDone
 		if c.srv.cfg.AdminToken == "" || !tokenOK(req.Auth, c.srv.cfg.AdminToken) || c.srv.cfg.OnShutdown == nil {
-			c.srv.log.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
+			c.srv.rlog.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
 			c.reply(protocol.KindBadAction, "", 0, "")
 			return
 		}
@@ -597,7 +597,7 @@ func (c *conn) handleFirstLock(req protocol.Request, perr error) {
 	c.ext = req.Ext
 	c.owner.ClientID, c.owner.Host, c.owner.PID = req.ClientID, req.Host, req.PID
 	if !protocol.ValidName(req.Name) {
-		s.log.Info("request refused: invalid lock name", "remote", c.owner.Addr)
+		s.rlog.Info("request refused: invalid lock name", "remote", c.owner.Addr)
 		c.reply(protocol.KindErr, "", 0, "invalid lock name")
 		c.state = stDone
 		return
@@ -661,7 +661,7 @@ func (s *Server) logRefusal(name string, o *lockd.Owner, err error) {
 	case errors.Is(err, lockd.ErrTokensExhausted):
 		level = slog.LevelError
 	}
-	s.log.Log(context.Background(), level, "lock refused", "name", name, "remote", o.Addr, "client_id", o.ClientID, "err", err)
+	s.rlog.Log(context.Background(), level, "lock refused", "name", name, "remote", o.Addr, "client_id", o.ClientID, "err", err)
 }
 
 // replyPing answers .ping: pong, and to an extension request, while the
@@ -803,7 +803,7 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		c.handleBreak(req)
 	default:
 		if req.Action == protocol.ActShutdown {
-			s.log.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
+			s.rlog.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
 		}
 		c.reply(protocol.KindBadAction, "", 0, "")
 	}
@@ -826,7 +826,7 @@ func (c *conn) authorized(req protocol.Request) bool {
 	if req.Auth != "" {
 		msg = "authentication failed"
 	}
-	c.srv.log.Warn("request refused: "+msg, "remote", c.owner.Addr, "action", req.Action.String())
+	c.srv.rlog.Warn("request refused: "+msg, "remote", c.owner.Addr, "action", req.Action.String())
 	c.reply(protocol.KindErr, "", 0, msg)
 	return false
 }
@@ -841,7 +841,7 @@ func tokenOK(got, want string) bool {
 func (c *conn) handleBreak(req protocol.Request) {
 	s := c.srv
 	if s.cfg.AdminToken == "" || !tokenOK(req.Auth, s.cfg.AdminToken) {
-		s.log.Warn("refused .break: admin token required", "remote", c.owner.Addr)
+		s.rlog.Warn("refused .break: admin token required", "remote", c.owner.Addr)
 		c.reply(protocol.KindErr, "", 0, "admin token required")
 		return
 	}

@@ -67,6 +67,7 @@ type Server struct {
 	cfg   Config
 	table *lockd.Table
 	log   *slog.Logger
+	rlog  *rateLog // for the lines a peer can make the server repeat
 	start time.Time
 
 	mu        sync.Mutex
@@ -104,7 +105,7 @@ func New(t *lockd.Table, cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	return &Server{cfg: cfg, table: t, log: cfg.Logger, start: time.Now(), listeners: map[net.Listener]struct{}{},
-		parker: newParker(cfg.Logger), rec: newReclaimer()}
+		rlog: newRateLog(cfg.Logger.Handler()), parker: newParker(cfg.Logger), rec: newReclaimer()}
 }
 
 // parkFailed notes that c could not be parked; the first time, it says so.
@@ -170,7 +171,7 @@ func (s *Server) Serve(l net.Listener) error {
 		n := s.nconns.Add(1)
 		if s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
 			s.nconns.Add(-1)
-			s.log.Warn("connection refused: too many connections", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConns)
+			s.rlog.Warn("connection refused: too many connections", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConns)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = nc.Write([]byte("err,too many connections\n"))
 			_ = nc.Close()
@@ -251,6 +252,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.parker.close()
 	}
 	reclaimed := s.rec.close()
+	s.rlog.flushAll()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); <-reclaimed; close(done) }()
 	select {
