@@ -22,6 +22,7 @@ import (
 
 	"github.com/tnl-lock/tnl/lib/cliflags"
 	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/protocol"
 	"github.com/tnl-lock/tnl/lib/server"
 )
 
@@ -39,6 +40,7 @@ type cli struct {
 	MaxLineLength    int              `help:"Longest request line accepted, in bytes." default:"4096"`
 	MaxConns         int              `help:"Refuse connections beyond this many (0: no cap)." default:"0"`
 	MaxWaiters       int              `help:"Refuse waiters beyond this many per lock name (0: no cap)." default:"10000"`
+	MaxAnswerBytes   int              `help:"Cut a .holders answer at this many bytes (it then says truncated)." default:"1048576" placeholder:"BYTES"`
 	AuthTokenFile    string           `help:"Require the shared secret in FILE from every client (.ping excepted)." env:"TNL_AUTH_TOKEN_FILE" placeholder:"FILE" type:"existingfile"`
 	AdminTokenFile   string           `help:"Allow .break and .server-shutdown to clients that send the secret in FILE." env:"TNL_ADMIN_TOKEN_FILE" placeholder:"FILE" type:"existingfile"`
 	TLSCert          string           `name:"tls-cert" help:"Serve TLS (1.3 or later) with this certificate (PEM)." placeholder:"FILE" type:"existingfile"`
@@ -104,6 +106,9 @@ func serve(c *cli, stderr io.Writer) error {
 	}
 	if c.FenceBlock < 2 || c.FenceBlock > lockd.MaxBlock {
 		return &exitError{2, fmt.Errorf("invalid --fence-block %d: want 2 to %d", c.FenceBlock, uint64(lockd.MaxBlock))}
+	}
+	if c.MaxAnswerBytes < minAnswerBytes || c.MaxAnswerBytes > protocol.MaxReplyLine {
+		return &exitError{2, fmt.Errorf("invalid --max-answer-bytes %d: want %d to %d", c.MaxAnswerBytes, minAnswerBytes, protocol.MaxReplyLine)}
 	}
 	log := newLogger(c, stderr)
 	if c.CPUProfile != "" {
@@ -179,6 +184,7 @@ func serve(c *cli, stderr io.Writer) error {
 		FirstLineTimeout: c.FirstLineTimeout,
 		MaxLineLength:    c.MaxLineLength,
 		MaxConns:         c.MaxConns,
+		MaxAnswerBytes:   c.MaxAnswerBytes,
 		AuthToken:        auth,
 		AdminToken:       admin,
 		OnShutdown:       stop,
@@ -332,5 +338,9 @@ func logFileLimit(log *slog.Logger) {
 		log.Info("open files limit", "soft", rl.Cur, "hard", rl.Max)
 	}
 }
+
+// minAnswerBytes is the least --max-answer-bytes: room for a few holders
+// with the longest client ids and hosts.
+const minAnswerBytes = 4096
 
 func versionString() string { return cliflags.VersionString(version) }

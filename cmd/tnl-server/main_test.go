@@ -383,6 +383,8 @@ func TestUsageErrors(t *testing.T) {
 		{"--first-line-timeout", "-1s"},
 		{"--max-line-length", "10"},
 		{"--max-conns", "-1"},
+		{"--max-answer-bytes", "4095"},
+		{"--max-answer-bytes", "67108865"},
 		{"--auth-token-file", "/nonexistent/token"},
 		{"--tls-cert", "/nonexistent/cert.pem"},
 	} {

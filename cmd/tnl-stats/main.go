@@ -264,7 +264,7 @@ func printTable(w io.Writer, out Output, asked []string) {
 		tw.Flush()
 	}
 	if out.Truncated {
-		fmt.Fprintln(w, "(the server cut the list short)")
+		fmt.Fprintln(w, "(the server cut the list short; tnl-stats NAME lists one lock)")
 	}
 	fmt.Fprintf(w, "\nSERVER %s\n", out.Server)
 	keys := make([]string, 0, len(out.Stats))

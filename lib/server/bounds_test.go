@@ -6,14 +6,230 @@ package server_test
 // session, the log lines it can make the server repeat.
 
 import (
+	"encoding/json"
+	"fmt"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/server"
 )
+
+// nopNotifier is the Notifier of owners a test puts in the table directly,
+// to fill it faster than over the wire.
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(*lockd.Holder) {}
+
+func tableOwner(id string) *lockd.Owner {
+	return &lockd.Owner{Info: lockd.Info{ClientID: id, Host: "host", PID: 7, Addr: "127.0.0.1:9"}, Notifier: nopNotifier{}}
+}
+
+// holdersLine asks .holders (of name, or of all) and returns the answer line.
+func holdersLine(t *testing.T, addr, name string) string {
+	t.Helper()
+	c := dial(t, addr)
+	defer c.close()
+	req := ".holders\n"
+	if name != "" {
+		req = ".holders,name:" + name + "\n"
+	}
+	c.send(req)
+	line, err := c.line()
+	if err != nil {
+		t.Fatalf("%s: %v after %d bytes", req, err, len(line))
+	}
+	c.expectEOF()
+	return line
+}
+
+// marshalHolders is the answer line encoding/json makes of doc.
+func marshalHolders(t *testing.T, doc server.HoldersDoc) string {
+	t.Helper()
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "holders," + string(b) + "\n"
+}
+
+// TestHoldersMaxAnswerBytes: the answer is exactly encoding/json's of what
+// it lists, at most MaxAnswerBytes long; one byte too few and the last party
+// is left out, with "truncated":true.
+func TestHoldersMaxAnswerBytes(t *testing.T) {
+	const clock = 1764064188238534705
+	table := lockd.Options{Now: func() int64 { return clock }}
+	since := time.Unix(0, clock).UTC()
+	full := func(max int) string {
+		ts := start(t, server.Config{MaxAnswerBytes: max}, options{table: table})
+		a := hold(t, ts.addr, "a")
+		b := dial(t, ts.addr)
+		b.roundtrip("lock,name:b,mode:shared,client-id:bob,pid:12,host:hb\n", "ok,token:2\n")
+		w := queue(t, ts.addr, "a", "client-id:<w>,wait:inf")
+		party := func(c *peer, id, host string, pid int, mode string, token uint64) server.PartyDoc {
+			return server.PartyDoc{ClientID: id, Host: host, PID: pid, Addr: c.nc.LocalAddr().String(), Mode: mode, Since: since, Token: token}
+		}
+		doc := server.HoldersDoc{Locks: []server.LockDoc{
+			{Name: "a", Mode: "exclusive", Limit: 1, Token: 1, Holders: []server.PartyDoc{party(a, "", "", 0, "exclusive", 1)},
+				Waiters: []server.PartyDoc{party(w, "<w>", "", 0, "exclusive", 0)}},
+			{Name: "b", Mode: "shared", Limit: 1, Token: 2, Holders: []server.PartyDoc{party(b, "bob", "hb", 12, "shared", 2)}, Waiters: []server.PartyDoc{}},
+		}}
+		got := holdersLine(t, ts.addr, "")
+		want := marshalHolders(t, doc)
+		if max >= len(want)+17 {
+			if got != want {
+				t.Errorf("max %d:\n got %s\nwant %s", max, got, want)
+			}
+			return want
+		}
+		// One byte short of room for the last party, and its place for
+		// "truncated":true: b is left out.
+		doc.Locks, doc.Truncated = doc.Locks[:1], true
+		if want := marshalHolders(t, doc); got != want || len(got) > max {
+			t.Errorf("max %d: %d bytes\n got %s\nwant %s", max, len(got), got, want)
+		}
+		return ""
+	}
+	want := full(1 << 20)
+	// The encoder keeps room to end the answer as truncated: 17 bytes
+	// more than a whole answer takes, `],"truncated":true}` instead of `]}`.
+	full(len(want) + 17)
+	full(len(want) + 16)
+}
+
+// fillTable puts n waiters with long client ids on name, held by another.
+func fillTable(t *testing.T, tb *lockd.Table, name string, n int) {
+	t.Helper()
+	if _, res, _ := tb.Acquire(tableOwner("holder"), lockd.Request{Name: name}); res != lockd.Granted {
+		t.Fatalf("hold %s: %v", name, res)
+	}
+	for i := range n {
+		id := fmt.Sprintf("%05d-%s", i, strings.Repeat("w", 250))
+		if _, res, _ := tb.Acquire(tableOwner(id), lockd.Request{Name: name, Wait: true}); res != lockd.Queued {
+			t.Fatalf("wait %d on %s: %v", i, name, res)
+		}
+	}
+}
+
+// TestHoldersDefaultBound: with the defaults, a name with 10,000 waiters
+// (the most --max-waiters allows) is listed in queue order up to 1 MiB,
+// and the answer says it is cut.
+func TestHoldersDefaultBound(t *testing.T) {
+	ts := start(t, server.Config{})
+	fillTable(t, ts.table, "x", 10000)
+	for _, name := range []string{"", "x"} {
+		line := holdersLine(t, ts.addr, name)
+		if len(line) > 1<<20 || !strings.HasSuffix(line, `],"truncated":true}`+"\n") {
+			t.Fatalf(".holders %s: %d bytes, want at most %d, truncated: ...%s", name, len(line), 1<<20, line[max(0, len(line)-80):])
+		}
+		var doc server.HoldersDoc
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "holders,")), &doc); err != nil || len(doc.Locks) != 1 {
+			t.Fatalf(".holders %s: %v, %d locks", name, err, len(doc.Locks))
+		}
+		ws := doc.Locks[0].Waiters
+		if len(ws) < 2000 || len(ws) == 10000 { // 370 bytes each
+			t.Errorf(".holders %s: %d waiters listed", name, len(ws))
+		}
+		for i, w := range ws {
+			if !strings.HasPrefix(w.ClientID, fmt.Sprintf("%05d-", i)) {
+				t.Fatalf(".holders %s: waiter %d is %.10s..., out of queue order", name, i, w.ClientID)
+			}
+		}
+	}
+}
+
+// TestHoldersPages: a name with more parties than one page of the table's
+// listing is listed whole, in order, and MaxListed still bounds each list.
+func TestHoldersPages(t *testing.T) {
+	ts := start(t, server.Config{MaxListed: 300})
+	fillTable(t, ts.table, "x", 299)
+	doc := holders(t, ts.addr, "x")
+	if doc.Truncated || len(doc.Locks) != 1 || len(doc.Locks[0].Holders) != 1 || len(doc.Locks[0].Waiters) != 299 {
+		t.Fatalf("299 waiters: truncated %v, %+v", doc.Truncated, doc.Locks)
+	}
+	for i, w := range doc.Locks[0].Waiters {
+		if !strings.HasPrefix(w.ClientID, fmt.Sprintf("%05d-", i)) {
+			t.Fatalf("waiter %d is %.10s..., out of queue order", i, w.ClientID)
+		}
+	}
+	fillTable(t, ts.table, "y", 301)
+	doc = holders(t, ts.addr, "y")
+	if !doc.Truncated || len(doc.Locks[0].Waiters) != 300 {
+		t.Errorf("301 waiters, MaxListed 300: truncated %v, %d listed", doc.Truncated, len(doc.Locks[0].Waiters))
+	}
+	// Exactly MaxListed holders: nothing is left out, nothing said so.
+	ts = start(t, server.Config{MaxListed: 2})
+	hold(t, ts.addr, "z")
+	queue(t, ts.addr, "z", "wait:inf")
+	queue(t, ts.addr, "z", "wait:inf")
+	if doc := holders(t, ts.addr, "z"); doc.Truncated || len(doc.Locks[0].Holders) != 1 || len(doc.Locks[0].Waiters) != 2 {
+		t.Errorf("MaxListed 2, 1 holder and 2 waiters: %+v", doc)
+	}
+}
+
+// TestHoldersSlowReader: sessions that ask .holders over and over and never
+// read block only themselves: a release that grants one of their waits
+// answers at once, others are served, each pins little memory, and each is
+// cut when its answer has not gone out within the dead-peer timeout, which
+// releases what it held.
+func TestHoldersSlowReader(t *testing.T) {
+	const (
+		slow     = 20
+		deadPeer = 2 * time.Second
+		perConn  = 512 << 10 // what one may pin, at most
+	)
+	ts := start(t, server.Config{DeadPeerTimeout: deadPeer})
+	fillTable(t, ts.table, "big", 5000) // answers of 1 MiB, cut
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heap0 := ms.HeapInuse
+
+	l := hold(t, ts.addr, "x")
+	req0 := ts.Stats().Requests
+	for i := range slow {
+		c := dial(t, ts.addr)
+		c.roundtrip(".session\n", "session,dead-peer-timeout:2\n")
+		if i == 0 {
+			c.roundtrip("lock,name:x,wait:inf\n.keepalive\n", "alive\n")
+		}
+		c.send(strings.Repeat(".holders\n", 50)) // 50 MiB of answers, never read
+	}
+	// Once each reader's goroutine has got to its answers (stuck in a write
+	// or still going), what each holds is what any of them ever holds.
+	eventually(t, "the readers to get to their answers", func() bool {
+		return ts.Stats().Requests >= req0+uint64(slow)*3
+	})
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	if grew := int64(ms.HeapInuse) - int64(heap0); grew > slow*perConn {
+		t.Errorf("%d readers that do not read: heap grew by %d KiB, more than %d KiB each", slow, grew>>10, perConn>>10)
+	} else {
+		t.Logf("%d readers that do not read: heap grew by %d KiB (%d KiB each)", slow, grew>>10, grew/slow>>10)
+	}
+
+	// x goes to the first reader, whose goroutine is stuck writing: the
+	// releaser is answered at once all the same.
+	t0 := time.Now()
+	l.roundtrip("release\n", "released\n")
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("release took %v while the waiter does not read", d)
+	}
+	c := dial(t, ts.addr)
+	c.roundtrip(".ping\n", "pong\n")
+	refused(t, ts.addr, "x")
+	// Cut within the dead-peer timeout of its answer: x is free again.
+	g := grab(t, ts.addr, "x")
+	g.close()
+	eventually(t, "the readers to be cut", func() bool { return ts.Stats().Connections <= 1 })
+	if !strings.Contains(ts.logs.String(), `msg="connection closed: answers not read in time"`) {
+		t.Errorf("no log line for the readers cut:\n%s", ts.logs.String())
+	}
+}
 
 // TestRefusalLogLimited: a flood of refused requests makes a few log lines
 // a second and summaries that count the rest, exactly.

@@ -407,6 +407,9 @@ func (c *conn) deliverEvents() {
 		switch {
 		case c.state == stSession:
 			c.reply(protocol.KindLost, h.Name(), 0, "")
+			if !c.spill() {
+				return
+			}
 		case h == c.single:
 			// A legacy-style holder learns it only by the connection closing.
 			c.state = stDone
@@ -423,6 +426,9 @@ func (c *conn) deliverEvents() {
 		case stSession:
 			if c.dropWait(h) {
 				c.replyGrant(h)
+				if !c.spill() {
+					return
+				}
 			}
 		}
 		// Any other state: the connection is ending and ReleaseAll frees
@@ -503,20 +509,36 @@ func (c *conn) flush() bool {
 	if len(c.out) == 0 {
 		return true
 	}
-	// A peer that does not read its answers only blocks its own goroutine,
-	// and not forever.
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.DeadPeerTimeout))
-	_, err := c.nc.Write(c.out)
+	ok := c.writeOut(time.Now().Add(c.srv.cfg.DeadPeerTimeout))
 	if cap(c.out) > 4096 {
 		c.out = nil
-	} else {
-		c.out = c.out[:0]
 	}
-	if err != nil {
-		c.srv.log.Debug("write failed", "remote", c.owner.Addr, "err", err)
+	return ok
+}
+
+// spill writes the answers gathered so far once they reach maxOutBatch, so
+// that a burst of answers (every wait of a session granted at once, a long
+// holders list) never piles up for a peer that reads slowly, or not at all.
+// It reports false, and ends the connection, when the peer is gone.
+func (c *conn) spill() bool {
+	if len(c.out) < maxOutBatch {
+		return true
+	}
+	if !c.writeOut(time.Now().Add(c.srv.cfg.DeadPeerTimeout)) {
+		c.state = stDone
 		return false
 	}
 	return true
+}
+
+// writeOut writes c.out by the deadline and empties it, keeping its array.
+// A peer that does not read its answers only blocks its own goroutine (and
+// Notify, finding wmu taken, queues grants for it instead), and not past
+// the deadline: then the connection ends, and with it what it holds.
+func (c *conn) writeOut(by time.Time) bool {
+	ok := c.writeChunk(c.out, by)
+	c.out = c.out[:0]
+	return ok
 }
 
 func (c *conn) handle(line []byte) {
@@ -549,7 +571,7 @@ func (c *conn) handle(line []byte) {
 		c.reply(protocol.KindStats, "", 0, c.statsJSON())
 		c.state = stDone
 	case protocol.ActHolders:
-		c.reply(protocol.KindHolders, "", 0, c.holdersJSON(req))
+		c.writeHolders(req)
 		c.state = stDone
 	case protocol.ActSession:
 		if err != nil {
@@ -741,7 +763,9 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 	case protocol.ActStats:
 		c.reply(protocol.KindStats, "", 0, c.statsJSON())
 	case protocol.ActHolders:
-		c.reply(protocol.KindHolders, "", 0, c.holdersJSON(req))
+		if !c.writeHolders(req) {
+			c.state = stDone
+		}
 	case protocol.ActQuit:
 		c.reply(protocol.KindBye, "", 0, "")
 		c.state = stDone

@@ -1,8 +1,11 @@
 package server
 
 import (
-	"encoding/json"
+	"errors"
+	"os"
+	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,30 +67,158 @@ type (
 	PartyDoc   = protocol.PartyDoc
 )
 
-func (c *conn) holdersJSON(req protocol.Request) string {
-	var names []string
+// listBatch is how many parties one lockd.List call copies: one shard lock
+// held briefly, a few KiB, however many parties a name has.
+const listBatch = 128
+
+// holdersChunk is how much of a holders answer is gathered before it is
+// written out: what a connection that does not read keeps, with one more
+// piece (a party with the longest strings, escaped, takes about 3.3 KiB).
+const (
+	holdersChunk = 16 << 10
+	holdersPiece = 8 << 10
+)
+
+// holdersScratch is what one holders answer works in: the names to list,
+// a page of parties, the chunk being filled. Pooled, because hundreds of
+// answers at once would otherwise leave their buffers for the collector,
+// and a server holding a large table (its live heap) may only grow by as
+// much again before the collector runs.
+type holdersScratch struct {
+	names []string
+	li    lockd.LockInfo
+	out   []byte
+}
+
+var holdersPool = sync.Pool{New: func() any { return &holdersScratch{out: make([]byte, 0, holdersChunk+holdersPiece)} }}
+
+// writeHolders answers .holders: it streams the answer and writes it out in
+// chunks of holdersChunk while it is built, so that a connection never
+// holds more than a chunk, a page of parties and the list of names, and a
+// peer that does not read blocks only itself, at its first chunk that does
+// not fit in the socket's buffers, until the answer's deadline ends it.
+// The answer is at most MaxAnswerBytes long: the names listed are the first
+// ones by name, the holders and waiters of each at most MaxListed, and what
+// is left out makes the answer say "truncated":true. It reports false when
+// the peer is gone.
+func (c *conn) writeHolders(req protocol.Request) bool {
+	s := c.srv
+	sc := holdersPool.Get().(*holdersScratch)
+	defer holdersPool.Put(sc)
+	enc := protocol.HoldersEncoder{Max: s.cfg.MaxAnswerBytes}
+	// The whole answer, not each chunk, must go out within the dead-peer
+	// timeout: a peer that reads a byte now and then is not reading.
+	by := time.Now().Add(s.cfg.DeadPeerTimeout)
+	maxListed := s.cfg.MaxListed
+	truncated := false
 	if req.HasName {
-		names = []string{req.Name}
+		sc.names = append(sc.names[:0], req.Name)
+	} else {
+		// No answer can list more names than fit, one party each.
+		sc.names, truncated = s.table.FirstNames(sc.names, min(maxListed, enc.Max/protocol.MinLockBytes))
 	}
-	max := c.srv.cfg.MaxListed
-	infos := c.srv.table.Snapshot(names, max)
-	doc := HoldersDoc{Locks: make([]LockDoc, 0, min(len(infos), max))}
-	if len(infos) > max {
-		infos, doc.Truncated = infos[:max], true
-	}
-	for _, li := range infos {
-		ld := LockDoc{Name: li.Name, Mode: li.Mode.String(), Limit: li.Limit, Token: li.Token,
-			Holders: make([]PartyDoc, 0, len(li.Holders)), Waiters: make([]PartyDoc, 0, len(li.Waiters))}
-		for _, p := range li.Holders {
-			ld.Holders = append(ld.Holders, partyDoc(p))
+	defer clear(sc.names) // the pool must not keep names alive
+	// The answers before this one go first, in the same chunk.
+	b := append(sc.out[:0], c.out...)
+	c.out = c.out[:0]
+	defer func() { sc.out = b[:0] }()
+	b = enc.Begin(b)
+	li := &sc.li
+	var ld LockDoc
+	var pd PartyDoc
+	full := false
+	for _, name := range sc.names {
+		cur := lockd.ListCursor{}
+		opened := false
+		nh, nw := 0, 0 // holders and waiters listed
+		put := func(p *lockd.Party, waiter bool) bool {
+			pd = partyDoc(*p)
+			var ok bool
+			if opened {
+				b, ok = enc.Party(b, &pd, waiter)
+			} else {
+				ld = LockDoc{Name: li.Name, Mode: li.Mode.String(), Limit: li.Limit, Token: li.Token}
+				b, ok = enc.Lock(b, &ld, &pd, waiter)
+				opened = ok
+			}
+			return ok
 		}
-		for _, p := range li.Waiters {
-			ld.Waiters = append(ld.Waiters, partyDoc(p))
+		for !cur.Done() && !full {
+			n := maxListed - nh
+			if cur.Waiters() {
+				n = maxListed - nw
+			}
+			if n == 0 {
+				// A cursor that is not done has a party after it.
+				truncated = true
+				if cur.Waiters() {
+					break
+				}
+				cur = cur.SkipHolders()
+				continue
+			}
+			next, ok := s.table.List(name, cur, min(n, listBatch), li)
+			if !ok {
+				// Gone since FirstNames: not listed. Or the listing lost its
+				// place (a party it stood on left): the rest is left out.
+				truncated = truncated || opened
+				break
+			}
+			for i := range li.Holders {
+				if full = !put(&li.Holders[i], false); full {
+					break
+				}
+				nh++
+				if b, ok = c.spillChunk(b, by); !ok {
+					return false
+				}
+			}
+			for i := 0; i < len(li.Waiters) && !full; i++ {
+				if full = !put(&li.Waiters[i], true); full {
+					break
+				}
+				nw++
+				if b, ok = c.spillChunk(b, by); !ok {
+					return false
+				}
+			}
+			cur = next
 		}
-		doc.Locks = append(doc.Locks, ld)
+		if full {
+			truncated = true
+			break
+		}
 	}
-	b, _ := json.Marshal(doc)
-	return string(b)
+	clear(li.Holders[:cap(li.Holders)])
+	clear(li.Waiters[:cap(li.Waiters)])
+	b = enc.End(b, truncated)
+	return c.writeChunk(b, by)
+}
+
+// spillChunk writes out b once it holds a chunk, and empties it.
+func (c *conn) spillChunk(b []byte, by time.Time) ([]byte, bool) {
+	if len(b) < holdersChunk {
+		return b, true
+	}
+	ok := c.writeChunk(b, by)
+	// Let the others run: a long answer is many chunks of work, and a
+	// client waiting for a one-line answer should not wait for all of them.
+	runtime.Gosched()
+	return b[:0], ok
+}
+
+// writeChunk writes b by the deadline.
+func (c *conn) writeChunk(b []byte, by time.Time) bool {
+	_ = c.nc.SetWriteDeadline(by)
+	if _, err := c.nc.Write(b); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.srv.rlog.Info("connection closed: answers not read in time", "remote", c.owner.Addr, "client_id", c.owner.ClientID, "timeout", c.srv.cfg.DeadPeerTimeout)
+		} else {
+			c.srv.log.Debug("write failed", "remote", c.owner.Addr, "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 func partyDoc(p lockd.Party) PartyDoc {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/protocol"
 	"github.com/tnl-lock/tnl/lib/sockopt"
 )
 
@@ -32,6 +33,10 @@ const (
 	DefaultFirstLineTimeout = 10 * time.Second
 	DefaultMaxLineLength    = 4096
 	DefaultMaxListed        = 10000
+	// DefaultMaxAnswerBytes bounds a .holders answer: about 6,000 holders
+	// or waiters with their client ids, more than a person reads, and
+	// little enough that a peer that does not read pins nothing much.
+	DefaultMaxAnswerBytes = 1 << 20
 )
 
 // Config configures a Server. The zero value is usable.
@@ -50,6 +55,11 @@ type Config struct {
 	// MaxListed caps the names listed by one .holders answer, and the
 	// holders and waiters listed per name.
 	MaxListed int
+	// MaxAnswerBytes caps the length of one .holders answer, line and
+	// newline included; what does not fit is left out, and the answer
+	// says "truncated":true. 0: DefaultMaxAnswerBytes; at least
+	// protocol.MinHoldersAnswer.
+	MaxAnswerBytes int
 	// AuthToken, when set, is the shared secret every request must carry
 	// (key auth:) on a fresh connection or in .session; .ping is exempt.
 	AuthToken string
@@ -101,6 +111,10 @@ func New(t *lockd.Table, cfg Config) *Server {
 	if cfg.MaxListed <= 0 {
 		cfg.MaxListed = DefaultMaxListed
 	}
+	if cfg.MaxAnswerBytes <= 0 {
+		cfg.MaxAnswerBytes = DefaultMaxAnswerBytes
+	}
+	cfg.MaxAnswerBytes = max(cfg.MaxAnswerBytes, protocol.MinHoldersAnswer)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
