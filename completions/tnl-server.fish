@@ -11,6 +11,8 @@ complete -c tnl-server -l first-line-timeout -x -a '5s 10s 30s' -d 'Time to send
 complete -c tnl-server -l max-line-length -x -d 'Longest request line in bytes'
 complete -c tnl-server -l max-conns -x -d 'Most connections at once, 0 for no cap'
 complete -c tnl-server -l max-waiters -x -d 'Most waiters per name, 0 for no cap'
+complete -c tnl-server -l max-session-locks -x -d 'Most locks held or awaited by one session, 0 for no cap'
+complete -c tnl-server -l max-session-waits -x -d 'Most waits in one session, 0 for no cap'
 complete -c tnl-server -l max-answer-bytes -x -d 'Longest .holders answer in bytes'
 complete -c tnl-server -l auth-token-file -r -F -d 'Require the shared secret in FILE'
 complete -c tnl-server -l admin-token-file -r -F -d 'Allow .break and .server-shutdown with the secret in FILE'

@@ -11,6 +11,8 @@ _arguments -s -S \
   '--max-line-length=[longest request line in bytes]:bytes:' \
   '--max-conns=[most connections at once, 0 for no cap]:connections:' \
   '--max-waiters=[most waiters per name, 0 for no cap]:waiters:' \
+  '--max-session-locks=[most locks held or awaited by one session, 0 for no cap]:locks:' \
+  '--max-session-waits=[most waits in one session, 0 for no cap]:waits:' \
   '--max-answer-bytes=[longest .holders answer in bytes]:bytes:' \
   '--auth-token-file=[require the shared secret in FILE]:secret file:_files' \
   '--admin-token-file=[allow .break and .server-shutdown with the secret in FILE]:secret file:_files' \

@@ -420,8 +420,10 @@ func TestManProtocolExamples(t *testing.T) {
 		t.Fatalf("only %d examples marked <!-- check --> in tnl-protocol.7.md", len(exs))
 	}
 	table := lockd.New(lockd.Options{MaxWaiters: 10000})
-	// The page's .break example uses the operator's secret s3cret.
+	// The page's .break example uses the operator's secret s3cret, its
+	// session caps example --max-session-locks 3 --max-session-waits 1.
 	srv := server.New(table, server.Config{DeadPeerTimeout: 30 * time.Second, AdminToken: "s3cret",
+		MaxSessionLocks: 3, MaxSessionWaits: 1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	l, err := server.Listen(context.Background(), "127.0.0.1:0", 30*time.Second)
 	if err != nil {

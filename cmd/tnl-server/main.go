@@ -40,6 +40,8 @@ type cli struct {
 	MaxLineLength    int              `help:"Longest request line accepted, in bytes." default:"4096"`
 	MaxConns         int              `help:"Refuse connections beyond this many (0: no cap)." default:"0"`
 	MaxWaiters       int              `help:"Refuse waiters beyond this many per lock name (0: no cap)." default:"10000"`
+	MaxSessionLocks  int              `help:"Refuse locks beyond this many held or awaited by one session (0: no cap)." default:"100000"`
+	MaxSessionWaits  int              `help:"Refuse waits beyond this many in one session (0: no cap)." default:"10000"`
 	MaxAnswerBytes   int              `help:"Cut a .holders answer at this many bytes (it then says truncated)." default:"1048576" placeholder:"BYTES"`
 	AuthTokenFile    string           `help:"Require the shared secret in FILE from every client (.ping excepted)." env:"TNL_AUTH_TOKEN_FILE" placeholder:"FILE" type:"existingfile"`
 	AdminTokenFile   string           `help:"Allow .break and .server-shutdown to clients that send the secret in FILE." env:"TNL_ADMIN_TOKEN_FILE" placeholder:"FILE" type:"existingfile"`
@@ -101,7 +103,8 @@ func serve(c *cli, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	if c.DeadPeerTimeout <= 0 || c.FirstLineTimeout <= 0 || c.MaxLineLength < 64 || c.MaxConns < 0 || c.MaxWaiters < 0 {
+	if c.DeadPeerTimeout <= 0 || c.FirstLineTimeout <= 0 || c.MaxLineLength < 64 || c.MaxConns < 0 || c.MaxWaiters < 0 ||
+		c.MaxSessionLocks < 0 || c.MaxSessionWaits < 0 {
 		return &exitError{2, errors.New("invalid limits: timeouts must be > 0, --max-line-length >= 64, caps >= 0")}
 	}
 	if c.FenceBlock < 2 || c.FenceBlock > lockd.MaxBlock {
@@ -185,6 +188,8 @@ func serve(c *cli, stderr io.Writer) error {
 		MaxLineLength:    c.MaxLineLength,
 		MaxConns:         c.MaxConns,
 		MaxAnswerBytes:   c.MaxAnswerBytes,
+		MaxSessionLocks:  noCap(c.MaxSessionLocks),
+		MaxSessionWaits:  noCap(c.MaxSessionWaits),
 		AuthToken:        auth,
 		AdminToken:       admin,
 		OnShutdown:       stop,
@@ -342,5 +347,13 @@ func logFileLimit(log *slog.Logger) {
 // minAnswerBytes is the least --max-answer-bytes: room for a few holders
 // with the longest client ids and hosts.
 const minAnswerBytes = 4096
+
+// noCap turns a flag's 0 (no cap) into server.Config's spelling of it.
+func noCap(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
 
 func versionString() string { return cliflags.VersionString(version) }

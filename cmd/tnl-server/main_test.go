@@ -383,6 +383,8 @@ func TestUsageErrors(t *testing.T) {
 		{"--first-line-timeout", "-1s"},
 		{"--max-line-length", "10"},
 		{"--max-conns", "-1"},
+		{"--max-session-locks", "-1"},
+		{"--max-session-waits", "-1"},
 		{"--max-answer-bytes", "4095"},
 		{"--max-answer-bytes", "67108865"},
 		{"--auth-token-file", "/nonexistent/token"},
@@ -403,6 +405,47 @@ func TestUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMemoryFlags: --max-session-locks, --max-session-waits and
+// --max-answer-bytes reach the server; 0 is no cap.
+func TestMemoryFlags(t *testing.T) {
+	p := startServer(t, nil, "--listen", "127.0.0.1:0", "--max-session-locks", "2", "--max-session-waits", "1", "--max-answer-bytes", "4096")
+	h := dial(t, p.addr)
+	h.roundtrip("lock,name:held,client-id:"+strings.Repeat("h", 250)+"\n", "ok\n")
+	s := dial(t, p.addr)
+	s.roundtrip(".session\n", "session,dead-peer-timeout:30\n")
+	s.roundtrip("lock,name:held,wait:inf\n.keepalive\n", "alive\n")
+	s.roundtrip("lock,name:busy,wait:inf\n", "ok,name:busy,token:2\n") // at the cap on waits, but free
+	s.roundtrip("lock,name:c\n", "err,name:c,too many locks in this session (max 2)\n")
+	for i := range 20 {
+		q := dial(t, p.addr)
+		q.roundtrip(fmt.Sprintf("lock,name:held,wait:inf,client-id:%02d%s\n.keepalive\n", i, strings.Repeat("w", 250)), "alive\n")
+	}
+	c := dial(t, p.addr)
+	_, _ = io.WriteString(c.nc, ".holders\n")
+	_ = c.nc.SetReadDeadline(time.Now().Add(ioTimeout))
+	line, err := c.r.ReadString('\n')
+	if err != nil || len(line) > 4096 || !strings.HasSuffix(line, `],"truncated":true}`+"\n") {
+		t.Errorf(".holders with --max-answer-bytes 4096: %d bytes (%v): %s", len(line), err, line)
+	}
+
+	p = startServer(t, nil, "--listen", "127.0.0.1:0", "--max-session-locks", "0", "--max-session-waits", "0")
+	s = dial(t, p.addr)
+	s.roundtrip(".session\n", "session,dead-peer-timeout:30\n")
+	var b strings.Builder
+	for i := range 100001 {
+		fmt.Fprintf(&b, "lock,name:n%d\n", i)
+	}
+	b.WriteString(".ping\n")
+	go func() { _, _ = io.WriteString(s.nc, b.String()) }()
+	_ = s.nc.SetReadDeadline(time.Now().Add(ioTimeout))
+	for i := range 100001 {
+		if line, err := s.r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "ok,name:n"+strconv.Itoa(i)+",") {
+			t.Fatalf("--max-session-locks 0, lock %d: %q (%v)", i, line, err)
+		}
+	}
+	s.expect("pong\n")
 }
 
 // TestCannotListen: an address in use is no usage error, but still one line.

@@ -57,8 +57,8 @@
 //
 //	.session[,client-id:ID][,pid:N][,host:H]  -> session,dead-peer-timeout:SECONDS
 //
-// opens a session: the connection stays open, holds any number of locks and
-// answers every request without closing:
+// opens a session: the connection stays open, holds many locks (up to the
+// server's caps) and answers every request without closing:
 //
 //	lock,name:N[,wait:..][,mode:..][,limit:..]  -> ok,name:N,token:T | not-granted,name:N |
 //	                                               timeout,name:N | err,name:N,MESSAGE

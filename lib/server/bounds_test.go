@@ -231,6 +231,67 @@ func TestHoldersSlowReader(t *testing.T) {
 	}
 }
 
+// TestSessionCaps: over MaxSessionLocks (held and awaited) or
+// MaxSessionWaits, a session's lock request is refused with one clear line,
+// and it keeps everything it had.
+func TestSessionCaps(t *testing.T) {
+	ts := start(t, server.Config{MaxSessionLocks: 3, MaxSessionWaits: 1})
+	script(t, ts.addr,
+		"0>lock,name:x\n", "0<ok\n", // token 1
+		"1>lock,name:y\n", "1<ok\n", // token 2
+		"2>.session,client-id:s\n", "2<session,dead-peer-timeout:30\n",
+		"2>lock,name:x,wait:inf\n.keepalive\n", "2<alive\n",
+		"2>lock,name:y,wait:5\n", "2<err,name:y,too many waits in this session (max 1)\n",
+		"2>lock,name:z,wait:5\n", "2<ok,name:z,token:3\n", // at the cap on waits, but free
+		"2>lock,name:y\n", "2<not-granted,name:y\n",
+		"2>lock,name:a\n", "2<ok,name:a,token:4\n",
+		"2>lock,name:b\n", "2<err,name:b,too many locks in this session (max 3)\n",
+		"2>lock,name:b,wait:inf\n", "2<err,name:b,too many locks in this session (max 3)\n",
+		"2>release,name:a\n", "2<released,name:a\n",
+		"2>lock,name:b\n", "2<ok,name:b,token:5\n",
+		"0>release\n", "0<released\n", "0$",
+		"2<ok,name:x,token:6\n", // the wait kept its place
+		"3>lock,name:x\n", "3<not-granted\n", "3$",
+	)
+	if n := strings.Count(ts.logs.String(), "lock refused: too many"); n != 3 {
+		t.Errorf("%d log lines for the refusals, want 3:\n%s", n, ts.logs.String())
+	}
+	// Negative: no cap.
+	ts = start(t, server.Config{MaxSessionLocks: -1, MaxSessionWaits: -1})
+	c := dial(t, ts.addr)
+	c.roundtrip(".session\n", "session,dead-peer-timeout:30\n")
+	var b strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&b, "lock,name:n%d\n", i)
+	}
+	c.send(b.String())
+	for i := range 200 {
+		c.expect("ok,name:n" + strconv.Itoa(i) + ",token:" + strconv.Itoa(i+1) + "\n")
+	}
+}
+
+// TestSessionDefaultCaps: a session may wait for 10,000 names, and not for
+// one more, by default.
+func TestSessionDefaultCaps(t *testing.T) {
+	const waits = 10000
+	ts := start(t, server.Config{})
+	o := tableOwner("holder")
+	for i := range waits + 1 {
+		ts.table.Acquire(o, lockd.Request{Name: "n" + strconv.Itoa(i)})
+	}
+	c := dial(t, ts.addr)
+	c.roundtrip(".session\n", "session,dead-peer-timeout:30\n")
+	var b strings.Builder
+	for i := range waits + 1 {
+		fmt.Fprintf(&b, "lock,name:n%d,wait:inf\n", i)
+	}
+	go c.write(b.String())
+	c.expect(fmt.Sprintf("err,name:n%d,too many waits in this session (max %d)\n", waits, waits))
+	if st := ts.Stats(); st.Waiting != waits {
+		t.Errorf("%d waiting, want %d", st.Waiting, waits)
+	}
+}
+
 // TestRefusalLogLimited: a flood of refused requests makes a few log lines
 // a second and summaries that count the rest, exactly.
 func TestRefusalLogLimited(t *testing.T) {

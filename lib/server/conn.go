@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -786,7 +787,18 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 			c.reply(protocol.KindErr, req.Name, 0, "already held or awaited by this session")
 			return
 		}
-		h, res, err := s.table.Acquire(&c.owner, lockd.Request{Name: req.Name, Mode: req.Mode, Limit: req.Limit, Wait: req.Wait > 0})
+		// The session's caps: what it holds and awaits, and what it awaits
+		// (a wait may become a hold at any time). Only this goroutine adds
+		// to the session's locks, so the counts cannot grow meanwhile.
+		if max := s.cfg.MaxSessionLocks; max > 0 && c.owner.Count() >= max {
+			c.refuseOverCap(req.Name, "too many locks in this session", max)
+			return
+		}
+		// At the cap on waits, a request that would wait is tried without
+		// waiting: granted if free, refused otherwise.
+		mayWait := req.Wait > 0
+		atWaitCap := mayWait && s.cfg.MaxSessionWaits > 0 && len(c.waits) >= s.cfg.MaxSessionWaits
+		h, res, err := s.table.Acquire(&c.owner, lockd.Request{Name: req.Name, Mode: req.Mode, Limit: req.Limit, Wait: mayWait && !atWaitCap})
 		switch res {
 		case lockd.Granted:
 			c.reply(protocol.KindOK, req.Name, h.Token, "")
@@ -797,6 +809,10 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 			}
 			c.waits = append(c.waits, w)
 		case lockd.NotGranted:
+			if atWaitCap {
+				c.refuseOverCap(req.Name, "too many waits in this session", s.cfg.MaxSessionWaits)
+				return
+			}
 			c.reply(protocol.KindNotGranted, req.Name, 0, "")
 		case lockd.Refused:
 			s.logRefusal(req.Name, &c.owner, err)
@@ -831,6 +847,12 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		}
 		c.reply(protocol.KindBadAction, "", 0, "")
 	}
+}
+
+// refuseOverCap answers a session's lock request over one of its caps.
+func (c *conn) refuseOverCap(name, why string, max int) {
+	c.srv.rlog.Info("lock refused: "+why, "name", name, "remote", c.owner.Addr, "client_id", c.owner.ClientID, "max", max)
+	c.reply(protocol.KindErr, name, 0, why+" (max "+strconv.Itoa(max)+")")
 }
 
 // logAttrs is used by tests to check log lines.

@@ -37,6 +37,11 @@ const (
 	// or waiters with their client ids, more than a person reads, and
 	// little enough that a peer that does not read pins nothing much.
 	DefaultMaxAnswerBytes = 1 << 20
+	// DefaultMaxSessionLocks and DefaultMaxSessionWaits are far above what
+	// a program takes in one session, and keep what one peer can make the
+	// server hold to some tens of megabytes.
+	DefaultMaxSessionLocks = 100000
+	DefaultMaxSessionWaits = 10000
 )
 
 // Config configures a Server. The zero value is usable.
@@ -60,6 +65,11 @@ type Config struct {
 	// says "truncated":true. 0: DefaultMaxAnswerBytes; at least
 	// protocol.MinHoldersAnswer.
 	MaxAnswerBytes int
+	// MaxSessionLocks caps the names one session holds or waits for, and
+	// MaxSessionWaits those it waits for; a request over a cap is answered
+	// err. 0: the default; negative: no cap.
+	MaxSessionLocks int
+	MaxSessionWaits int
 	// AuthToken, when set, is the shared secret every request must carry
 	// (key auth:) on a fresh connection or in .session; .ping is exempt.
 	AuthToken string
@@ -115,11 +125,25 @@ func New(t *lockd.Table, cfg Config) *Server {
 		cfg.MaxAnswerBytes = DefaultMaxAnswerBytes
 	}
 	cfg.MaxAnswerBytes = max(cfg.MaxAnswerBytes, protocol.MinHoldersAnswer)
+	cfg.MaxSessionLocks = capDefault(cfg.MaxSessionLocks, DefaultMaxSessionLocks)
+	cfg.MaxSessionWaits = capDefault(cfg.MaxSessionWaits, DefaultMaxSessionWaits)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Server{cfg: cfg, table: t, log: cfg.Logger, start: time.Now(), listeners: map[net.Listener]struct{}{},
 		rlog: newRateLog(cfg.Logger.Handler()), parker: newParker(cfg.Logger), rec: newReclaimer()}
+}
+
+// capDefault is a cap's value in force: 0 is the default, negative no cap
+// (0 then, as the code reads it).
+func capDefault(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // parkFailed notes that c could not be parked; the first time, it says so.

@@ -399,7 +399,7 @@ func (b *bench) start(ctx context.Context, names ...string) *running {
 			if b.tnlServer == "" {
 				continue // already reported by buildTnl
 			}
-			r.tnl, err = startTnl(ctx, b.tmp, b.tnlServer)
+			r.tnl, err = startTnl(ctx, b.tmp, b.tnlServer, max(b.cfg.heldLocks, 100000))
 		case "null":
 			r.null, err = startNull(ctx, b.tmp)
 		case "redis":

@@ -179,8 +179,13 @@ func startTnlLike(ctx context.Context, name, dir, path string, args func(addr st
 	return p, nil
 }
 
-func startTnl(ctx context.Context, dir, bin string) (*peer, error) {
-	return startTnlLike(ctx, "tnl", dir, bin, func(addr string) []string { return []string{"--listen", addr} })
+// startTnl starts tnl-server. maxSessionLocks is its --max-session-locks:
+// the held scenario puts up to all its locks in one session, beyond the
+// server's default cap, as an operator would allow it.
+func startTnl(ctx context.Context, dir, bin string, maxSessionLocks int) (*peer, error) {
+	return startTnlLike(ctx, "tnl", dir, bin, func(addr string) []string {
+		return []string{"--listen", addr, "--max-session-locks", strconv.Itoa(maxSessionLocks)}
+	})
 }
 
 // startNull re-runs this program as "nullserver", so that the null server is
