@@ -32,12 +32,6 @@ const (
 // aLongTimeAgo is a deadline in the past: setting it wakes a blocked Read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// wait is a session's pending wait with a deadline.
-type wait struct {
-	h        *lockd.Holder
-	deadline time.Time // zero: no limit
-}
-
 type conn struct {
 	srv   *Server
 	nc    net.Conn
@@ -47,7 +41,7 @@ type conn struct {
 	ext    bool          // the single lock was asked for with extension keys
 	single *lockd.Holder // the lock of a legacy-style connection
 	until  time.Time     // wait deadline of the single lock; zero: none
-	waits  []wait        // a session's waits (few; kept in arrival order)
+	waits  waitSet       // a session's waits
 
 	// Filled by Notify on another goroutine; read by serve.
 	wmu sync.Mutex      // held by c's goroutine except while it reads
@@ -107,7 +101,7 @@ func (c *conn) Notify(h *lockd.Holder) {
 
 // grantDirect answers a session's granted wait without blocking. wmu held.
 func (c *conn) grantDirect(h *lockd.Holder) bool {
-	if c.state != stSession || c.closing || c.srv.stopping.Load() || len(c.out) != 0 || !c.dropWait(h) {
+	if c.state != stSession || c.closing || c.srv.stopping.Load() || len(c.out) != 0 || !c.waits.drop(h) {
 		return false
 	}
 	c.reply(protocol.KindOK, h.Name(), h.Token, "")
@@ -350,9 +344,7 @@ func (c *conn) deadline() time.Time {
 		}
 	case stSession:
 		earliest(c.lastSeen.Add(c.srv.cfg.DeadPeerTimeout))
-		for _, w := range c.waits {
-			earliest(w.deadline)
-		}
+		earliest(c.waits.next())
 	}
 	return d
 }
@@ -381,16 +373,19 @@ func (c *conn) expire(now time.Time) {
 			c.state = stDone
 			return
 		}
-		kept := c.waits[:0]
-		for _, w := range c.waits {
-			if !w.deadline.IsZero() && !now.Before(w.deadline) && s.table.Cancel(w.h) {
+		// The waits that ran out, earliest first. One whose Cancel fails
+		// was granted meanwhile: it stays a wait, out of the deadline heap,
+		// until deliverEvents answers its grant.
+		for h := c.waits.expired(now); h != nil; h = c.waits.expired(now) {
+			if s.table.Cancel(h) {
+				c.waits.drop(h)
 				s.table.CountTimeout()
-				c.reply(protocol.KindTimeout, w.h.Name(), 0, "")
-				continue
+				c.reply(protocol.KindTimeout, h.Name(), 0, "")
+				if !c.spill() {
+					return
+				}
 			}
-			kept = append(kept, w)
 		}
-		c.waits = kept
 	}
 }
 
@@ -425,7 +420,7 @@ func (c *conn) deliverEvents() {
 				c.replyGrant(h)
 			}
 		case stSession:
-			if c.dropWait(h) {
+			if c.waits.drop(h) {
 				c.replyGrant(h)
 				if !c.spill() {
 					return
@@ -435,16 +430,6 @@ func (c *conn) deliverEvents() {
 		// Any other state: the connection is ending and ReleaseAll frees
 		// the lock it was just given.
 	}
-}
-
-func (c *conn) dropWait(h *lockd.Holder) bool {
-	for i, w := range c.waits {
-		if w.h == h {
-			c.waits = append(c.waits[:i], c.waits[i+1:]...)
-			return true
-		}
-	}
-	return false
 }
 
 func (c *conn) replyGrant(h *lockd.Holder) {
@@ -797,17 +782,17 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		// At the cap on waits, a request that would wait is tried without
 		// waiting: granted if free, refused otherwise.
 		mayWait := req.Wait > 0
-		atWaitCap := mayWait && s.cfg.MaxSessionWaits > 0 && len(c.waits) >= s.cfg.MaxSessionWaits
+		atWaitCap := mayWait && s.cfg.MaxSessionWaits > 0 && c.waits.len() >= s.cfg.MaxSessionWaits
 		h, res, err := s.table.Acquire(&c.owner, lockd.Request{Name: req.Name, Mode: req.Mode, Limit: req.Limit, Wait: mayWait && !atWaitCap})
 		switch res {
 		case lockd.Granted:
 			c.reply(protocol.KindOK, req.Name, h.Token, "")
 		case lockd.Queued:
-			w := wait{h: h}
+			var deadline time.Time
 			if req.Wait != protocol.WaitForever {
-				w.deadline = time.Now().Add(req.Wait)
+				deadline = time.Now().Add(req.Wait)
 			}
-			c.waits = append(c.waits, w)
+			c.waits.add(h, deadline)
 		case lockd.NotGranted:
 			if atWaitCap {
 				c.refuseOverCap(req.Name, "too many waits in this session", s.cfg.MaxSessionWaits)
@@ -831,7 +816,7 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		// Held, or waiting: then Release withdraws it. A wait granted a
 		// moment ago counts as held; its grant, queued by Notify, is
 		// dropped by deliverEvents because the wait is gone.
-		waiting := c.dropWait(h)
+		waiting := c.waits.drop(h)
 		if !s.table.Release(h) && waiting {
 			c.reply(protocol.KindCancelled, req.Name, 0, "")
 			return
