@@ -6,6 +6,9 @@
 //   - TestHostileMemory (make test): the server's memory and connections
 //     come back to their baseline after hostile clients leave, while a
 //     legacy holder keeps its lock.
+//   - TestHostileMemoryHolders (make test): .holders over a huge table, by
+//     clients that never read, within a memory bound, while others are
+//     served.
 //   - TestChaosSoak (make chaos, $TNL_CHAOS=5m): random kills of servers and
 //     clients and random partitions, then a replay of every grant.
 //
@@ -1236,6 +1239,249 @@ func TestHostileMemory(t *testing.T) {
 	fmt.Println(msg)
 	if last > limit {
 		t.Errorf("server memory did not come back: %d KiB after the attacks, baseline %d KiB, limit %d KiB", last, base, limit)
+	}
+}
+
+// TestHostileMemoryHolders (issue 9): the .holders answer and session waits
+// against a large table. 50 sessions wait for each of 10,000 names held by
+// one session (500,000 waits, client ids of 200 bytes: the table that once
+// made one .holders answer a 322 MB line). Then 300 connections ask for
+// .holders and never read: half once, half in sessions with 50 requests
+// each. All along, the server's resident memory stays under rssBound, an
+// honest client's .ping round trips are measured (p50 and p99 printed; p99
+// bounded loosely, so that only a server that stops serving others fails,
+// not a busy machine), and a legacy holder keeps its lock. The readers that
+// never read are cut within the dead-peer timeout of their answer, and the
+// server's connections and descriptors come back to what they were.
+func TestHostileMemoryHolders(t *testing.T) {
+	const (
+		names     = 10000
+		waiters   = 50
+		slow      = 300
+		pipelined = 50        // .holders per slow session
+		rssBound  = 256 << 10 // KiB
+		pingBound = 500 * time.Millisecond
+		deadPeer  = 6 * time.Second
+		attackFor = 4 * time.Second
+		maxAnswer = 1 << 20 // the server's default --max-answer-bytes
+		idLen     = 200
+	)
+	srv := chaosStartServer(t, nil, "--listen", "127.0.0.1:0", "--dead-peer-timeout", deadPeer.String())
+	addr := srv.Addr
+	deadline := time.Now().Add(3 * time.Minute) // no step of this test may hang it
+	dial := func() net.Conn {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(deadline)
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	// The legacy holder, as in TestHostileMemory.
+	holder := dial()
+	hr := bufio.NewReader(holder)
+	io.WriteString(holder, "lock,name:mem-held,client-id:legacy\n")
+	if s, err := hr.ReadString('\n'); s != "ok\n" || err != nil {
+		t.Fatalf("legacy lock: %q %v", s, err)
+	}
+
+	// The table: sessions that stay alive (a keepalive a second, answers
+	// read) while the attack runs.
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	defer func() { close(stop); bg.Wait() }()
+	session := func(id string, lines []byte, want string) {
+		c := dial()
+		r := bufio.NewReaderSize(c, 64<<10)
+		go func() { c.Write([]byte(".session,client-id:" + id + "\n")); c.Write(lines) }()
+		for {
+			s, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("session %.20s...: %v", id, err)
+			}
+			if s == want {
+				break
+			}
+		}
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			go io.Copy(io.Discard, r)
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					io.WriteString(c, ".keepalive\n")
+				}
+			}
+		}()
+	}
+	name := func(i int) string { return fmt.Sprintf("big-%05d", i) } // before mem-held
+	var held bytes.Buffer
+	for i := range names {
+		fmt.Fprintf(&held, "lock,name:%s\n", name(i))
+	}
+	held.WriteString(".ping\n")
+	t0 := time.Now()
+	session(strings.Repeat("h", idLen), held.Bytes(), "pong\n")
+	var wg sync.WaitGroup
+	for j := range waiters {
+		var b bytes.Buffer
+		for i := range names {
+			fmt.Fprintf(&b, "lock,name:%s,wait:inf\n", name(i))
+		}
+		b.WriteString(".ping\n")
+		wg.Go(func() { session(fmt.Sprintf("%0*d", idLen, j), b.Bytes(), "pong\n") })
+	}
+	wg.Wait()
+	setup := time.Since(t0)
+	st, err := chaosStats(addr)
+	if err != nil || st["lock_count"] != names+1 || st["waiting"] != names*waiters {
+		t.Fatalf("the table: %v (%v), want %d held and %d waiting", st, err, names+1, names*waiters)
+	}
+	base, fds0, conns0 := chaosRSS(t, srv.Pid), chaosFDs(t, srv.Pid), st["connections"]-1
+
+	// One honest .holders over it all: within the answer bound, one valid
+	// line, the first names in order, cut and saying so.
+	c := dial()
+	io.WriteString(c, ".holders\n")
+	line, err := bufio.NewReaderSize(c, 64<<10).ReadString('\n')
+	if err != nil || len(line) > maxAnswer || !strings.HasPrefix(line, "holders,{") || !strings.HasSuffix(line, `],"truncated":true}`+"\n") {
+		t.Fatalf(".holders: %d bytes (%v), want at most %d ending in \"truncated\":true: %.200q...", len(line), err, maxAnswer, line)
+	}
+	var doc struct {
+		Locks []struct {
+			Name    string
+			Holders []struct {
+				ClientID string `json:"client_id"`
+			}
+			Waiters []struct {
+				ClientID string `json:"client_id"`
+			}
+		}
+		Truncated bool
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "holders,")), &doc); err != nil || !doc.Truncated || len(doc.Locks) == 0 {
+		t.Fatalf(".holders: %v, %d locks, truncated %v", err, len(doc.Locks), doc.Truncated)
+	}
+	listed := 0
+	for i, l := range doc.Locks {
+		listed += len(l.Holders) + len(l.Waiters)
+		full := len(l.Holders) == 1 && len(l.Waiters) == waiters
+		if l.Name != name(i) || len(l.Holders) != 1 || (!full && i < len(doc.Locks)-1) {
+			t.Fatalf(".holders: lock %d is %s with %d holders and %d waiters, want %s with 1 and %d", i, l.Name, len(l.Holders), len(l.Waiters), name(i), waiters)
+		}
+	}
+	answer := len(line)
+
+	// The attack.
+	var peak int64
+	var mu sync.Mutex
+	var pings []time.Duration
+	var pingErrs []string
+	var pwg sync.WaitGroup
+	pstop := make(chan struct{})
+	pwg.Go(func() {
+		for {
+			select {
+			case <-pstop:
+				return
+			default:
+			}
+			t := time.Now()
+			s, err := chaosAsk(addr, ".ping", 5*time.Second)
+			d := time.Since(t)
+			mu.Lock()
+			if s != "pong" || err != nil {
+				pingErrs = append(pingErrs, fmt.Sprintf("%q %v", s, err))
+			}
+			pings = append(pings, d)
+			mu.Unlock()
+		}
+	})
+	over := func() bool {
+		peak = max(peak, chaosRSS(t, srv.Pid))
+		return peak > rssBound
+	}
+	attackers := make([]net.Conn, 0, slow)
+	aStart := time.Now()
+	for i := range slow {
+		c := dial()
+		if i%2 == 0 {
+			io.WriteString(c, ".holders\n")
+		} else {
+			io.WriteString(c, ".session\n"+strings.Repeat(".holders\n", pipelined))
+		}
+		attackers = append(attackers, c)
+		if i%10 == 0 && over() {
+			break
+		}
+	}
+	checks, bad := 0, 0
+	for n, end := 0, time.Now().Add(attackFor); time.Now().Before(end) && !over(); n++ {
+		if n%25 == 0 { // every half second or so
+			checks++
+			if s, err := chaosAsk(addr, "lock,name:mem-held", 2*time.Second); s != "not-granted" || err != nil {
+				bad++
+				t.Errorf("during the attack: another client got %q (%v) for the held lock, want not-granted", s, err)
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // the sampling period of RSS, not a synchronisation
+	}
+	close(pstop)
+	pwg.Wait()
+	if peak > rssBound {
+		srv.Kill() // before it takes the machine with it
+		t.Fatalf("server RSS %d KiB during the attack, bound %d KiB (%d KiB before it)", peak, rssBound, base)
+	}
+
+	// Every attacker is cut within the dead-peer timeout of its answer:
+	// the server's connections are those of the table and the holder.
+	var cut time.Duration
+	if !chaosWait(deadPeer+10*time.Second, func() bool {
+		st, err = chaosStats(addr)
+		return err == nil && st["connections"]-1 == conns0
+	}) {
+		t.Errorf("the attackers were not all cut: %v connections (%v), want %d", st["connections"]-1, err, conns0)
+	}
+	cut = time.Since(aStart)
+	fds := chaosFDs(t, srv.Pid)
+	if fds > fds0 {
+		t.Errorf("descriptors: %d after the attack, %d before", fds, fds0)
+	}
+	for _, c := range attackers {
+		c.Close()
+	}
+	if st["lock_count"] != names+1 || st["waiting"] != names*waiters {
+		t.Errorf("the table after the attack: %v, want %d held and %d waiting", st, names+1, names*waiters)
+	}
+	if s, err := chaosAsk(addr, "lock,name:mem-held", 2*time.Second); s != "not-granted" || err != nil {
+		t.Errorf("after the attack: another client got %q (%v) for the held lock, want not-granted", s, err)
+	}
+
+	slices.Sort(pings)
+	if len(pings) == 0 {
+		t.Fatal("no .ping measured")
+	}
+	p50, p99 := pings[len(pings)/2], pings[len(pings)*99/100]
+	for _, e := range pingErrs {
+		t.Errorf(".ping during the attack: %s", e)
+	}
+	msg := fmt.Sprintf("hostile holders: %d names held, %d x %d waits (client ids of %d bytes), set up in %v; one .holders %d bytes, %d parties, truncated %v; "+
+		"%d readers that never read (%d one-shot, %d sessions x %d .holders) for %v: RSS %d KiB before, %d KiB at the peak (bound %d KiB); "+
+		".ping p50 %v p99 %v over %d (bound %v); all cut after %v; legacy holder kept its lock (%d checks, %d failed)",
+		names, waiters, names, idLen, setup.Round(time.Millisecond), answer, listed, doc.Truncated,
+		len(attackers), (len(attackers)+1)/2, len(attackers)/2, pipelined, attackFor, base, peak, rssBound,
+		p50.Round(time.Microsecond), p99.Round(time.Microsecond), len(pings), pingBound, cut.Round(10*time.Millisecond), checks, bad)
+	t.Log(msg)
+	fmt.Println(msg)
+	if p99 > pingBound {
+		t.Errorf(".ping p99 %v during the attack, bound %v", p99, pingBound)
 	}
 }
 
