@@ -53,6 +53,10 @@ type cli struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if supervise.IsWatchdog(args) {
+		// This is tnl-do run again by supervise.StartWatchdog.
+		return supervise.RunWatchdog(args[0])
+	}
 	errw := stderr
 	if f, ok := stderr.(*os.File); ok {
 		// tnl-do may have to write while the command owns the terminal.
@@ -97,6 +101,11 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	if err := c.Lock.Check(); err != nil {
 		return err
 	}
+	// The watchdog that kills what is left of the command if tnl-do is
+	// killed (see supervise.StartWatchdog): started now, so that its start
+	// overlaps the round trips to the server; the command waits for it.
+	wd := supervise.StartWatchdog()
+	defer wd.Close()
 	if err := client.ValidName(name); err != nil {
 		return cliflags.Usage(err, "")
 	}
@@ -174,7 +183,14 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 		return exitcode.New(exitcode.Lost, "lock %s lost before the command started: %s; nothing was run", name, why)
 	default:
 	}
-	p, err := supervise.Start(supervise.Config{Path: path, Argv: argv, Env: env,
+	// The watchdog holds a copy of the connection: if tnl-do is killed, the
+	// server releases the lock only once the command's group has been sent
+	// SIGKILL. Without it (an error here) the group is still killed, as the
+	// lock is released.
+	if rc, err := cl.SyscallConn(); err == nil {
+		_ = wd.Keep(rc)
+	}
+	p, err := supervise.Start(supervise.Config{Path: path, Argv: argv, Env: env, Watchdog: wd,
 		Stdin: fileOr(nil, os.Stdin), Stdout: fileOr(stdout, os.Stdout), Stderr: fileOr(rawStderr, os.Stderr)})
 	if err != nil {
 		lease.Release()

@@ -29,6 +29,7 @@ import (
 	"os/user"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/protocol"
@@ -380,6 +381,24 @@ func (c *Client) DeadPeerTimeout() time.Duration { return c.deadPeer }
 
 // Addr is the server's address.
 func (c *Client) Addr() string { return c.opts.Addr }
+
+// SyscallConn returns the raw connection under the session (under TLS, the
+// TCP socket's), for a supervisor that hands a copy of its descriptor to
+// another process. tnl-do's watchdog holds one, so that when tnl-do is
+// killed the server sees the session end only once the watchdog has killed
+// the command. A copy held elsewhere keeps the connection open after
+// Close, and after the process that called Dial is gone.
+func (c *Client) SyscallConn() (syscall.RawConn, error) {
+	nc := c.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("the connection has no file descriptor")
+	}
+	return sc.SyscallConn()
+}
 
 // Done is closed when the session ends (Close, or the server lost).
 func (c *Client) Done() <-chan struct{} { return c.done }

@@ -24,6 +24,11 @@ type Config struct {
 	// NoTerminal keeps the terminal's foreground where it is, even when
 	// tnl-do owns it. For tests and for callers that run several commands.
 	NoTerminal bool
+	// Watchdog, if set, is the watchdog whose process group the command
+	// joins (see the package doc); Start waits for it to be running. Nil:
+	// the command leads a group of its own, and only it is killed by the
+	// kernel if tnl-do is killed.
+	Watchdog *Watchdog
 }
 
 // OnLost is what to do with the command when the lock is lost.

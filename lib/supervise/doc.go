@@ -52,11 +52,54 @@
 // the child locks itself to its OS thread before forking and stays locked
 // until the child is reaped: that thread ends only with the process.
 //
+// # Why a watchdog, and why it leads the command's process group
+//
+// Pdeathsig reaches the command alone: what it started (a shell's
+// children, a build's compilers) would run on, reparented to init, without
+// the lock. Nothing in the kernel kills a process group when a process dies,
+// so a second process does it (StartWatchdog): tnl-do itself, run again with
+// one argument, which holds one end of a socket pair whose other end only
+// tnl-do has. When tnl-do ends in any way, its end closes; if tnl-do did not
+// say goodbye first (Close), the watchdog sends SIGKILL to its own process
+// group and dies with it. Being another process, it survives a SIGKILL of
+// tnl-do, and being in another process group than tnl-do's, a kill -9 of
+// tnl-do's whole group.
+//
+// Its process group is the command's: the watchdog is forked first, as the
+// leader of a new group, and the command joins that group as it is forked
+// (Config.Watchdog). So the command can never run outside the watchdog's
+// care, and the group's id can never name another group: a process group id
+// is the pid of a process, and the kernel does not give that pid to a new
+// process while any process is still in the group, which the watchdog is
+// until its last act (or, dead, as a zombie that tnl-do never reaps). A
+// kill(0, SIGKILL) from the watchdog therefore reaches exactly the command's
+// group, even after the command itself has exited: the leader exiting
+// first does not matter, and no pid can be reused under it.
+//
+// The watchdog costs tnl-do almost nothing: it is forked while tnl-do talks
+// to the server, at the lowest scheduling priority (SCHED_IDLE, so that
+// starting a second Go program uses only processors nobody else needs), and
+// the command waits only for the fork. It then holds a copy of tnl-do's
+// connection to the server (Keep), so that after a kill -9 of tnl-do the
+// server sees the connection close, and gives the lock to someone else, only
+// once the command's group has been sent SIGKILL, however late the watchdog
+// gets a processor.
+//
+// Being in the command's group, the watchdog hears what is sent to the
+// group: the terminal's Ctrl-C and Ctrl-Z, --on-lost's SIGTERM. It starts
+// with all of those blocked (the mask survives fork and exec) and ignores
+// them as soon as it runs. Go unblocks HUP, INT, QUIT, ABRT and TERM while it
+// starts, so one of those in that first millisecond ends it; tnl-do notices
+// (its end of the socket closes) and starts another in the same group. The
+// kill of the group by --on-lost and the end of the command retire it: it
+// dies with the group, or stands down.
+//
 // # What it does not do
 //
 // It knows nothing about locks or the network: a closed channel tells it that
-// the lock is lost. It does not restart commands, and it does not chase
-// processes that left the command's process group (daemons that setsid); only
-// the command itself is killed by the kernel when tnl-do dies, its own
-// children are signalled through its process group by the --on-lost actions.
+// the lock is lost. It does not restart commands, and it does not chase processes that left the
+// command's process group: a descendant that calls setsid(2) or setpgid(2)
+// (a daemon, an interactive shell's jobs) escapes both the --on-lost actions
+// and the watchdog. When the command exits normally, what it left in its
+// group is left alone, as without tnl-do.
 package supervise

@@ -49,10 +49,12 @@ func LookPath(name string) (string, error) {
 
 // Process is a running command.
 type Process struct {
-	pid     int // also its process group id
+	pid     int
+	pgid    int // its process group: its own pid, or its watchdog's
 	ownPgrp int // tnl-do's process group
 	tty     *os.File
 	done    chan struct{}
+	wd      *Watchdog // or nil
 
 	mu      sync.Mutex
 	reaped  bool
@@ -104,6 +106,18 @@ func Start(cfg Config) (*Process, error) {
 		// keeps that thread alive, and only it, until the child is reaped.
 		Pdeathsig: syscall.SIGKILL,
 	}
+	if cfg.Watchdog != nil {
+		// Not before the watchdog is there: the command joins the group
+		// it leads, and never runs unguarded.
+		wd, err := cfg.Watchdog.wait()
+		if err != nil {
+			return nil, exitcode.WithHint(exitcode.New(exitcode.NotExecutable, "cannot run %s: %w", cfg.Argv[0], err),
+				"the watchdog is this program run again from /proc/self/exe: is /proc mounted?")
+		}
+		attr.Pgid = wd
+		p.pgid = wd
+		p.wd = cfg.Watchdog
+	}
 	if !cfg.NoTerminal {
 		if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil {
 			p.tty = tty
@@ -122,6 +136,10 @@ func Start(cfg Config) (*Process, error) {
 	if err := <-started; err != nil {
 		if p.tty != nil {
 			p.tty.Close()
+		}
+		if cfg.Watchdog != nil && errors.Is(err, syscall.EPERM) {
+			// setpgid: the watchdog's group is gone, so is the watchdog.
+			return nil, exitcode.New(exitcode.NotExecutable, "cannot run %s: its watchdog (pid %d) is gone", cfg.Argv[0], p.pgid)
 		}
 		return nil, startError(cfg.Argv[0], path, err)
 	}
@@ -162,6 +180,9 @@ func (p *Process) run(path string, argv, env []string, dir string, files []uintp
 		return
 	}
 	p.pid = pid
+	if p.pgid == 0 {
+		p.pgid = pid
+	}
 	started <- nil
 	p.wait()
 }
@@ -196,6 +217,11 @@ func (p *Process) wait() {
 		}
 		p.reaped = true
 		p.status = ws
+		if p.wd != nil {
+			// The group may outlive the command, but tnl-do now ends:
+			// a watchdog that dies now need not be replaced.
+			p.wd.retire()
+		}
 		p.restoreTerminal()
 		p.mu.Unlock()
 		if p.tty != nil {
@@ -219,7 +245,7 @@ func (p *Process) onStop() {
 		return
 	}
 	fg, err := tcgetpgrp(p.tty)
-	if err != nil || fg != p.pid {
+	if err != nil || fg != p.pgid {
 		// Stopped by someone else (kill -STOP, a TSTP passed on in the
 		// background): whoever stopped it continues it.
 		return
@@ -228,7 +254,7 @@ func (p *Process) onStop() {
 		// Nobody would ever continue us: undo the stop, as the kernel
 		// discards terminal stops for orphaned process groups.
 		p.stopped = false
-		syscall.Kill(-p.pid, syscall.SIGCONT)
+		syscall.Kill(-p.pgid, syscall.SIGCONT)
 		return
 	}
 	_ = tcsetpgrp(p.tty, p.ownPgrp)
@@ -256,13 +282,17 @@ func (p *Process) restoreTerminal() {
 	if p.tty == nil {
 		return
 	}
-	if fg, err := tcgetpgrp(p.tty); err == nil && fg == p.pid {
+	if fg, err := tcgetpgrp(p.tty); err == nil && fg == p.pgid {
 		_ = tcsetpgrp(p.tty, p.ownPgrp)
 	}
 }
 
-// Pid returns the child's process id, which is also its process group id.
+// Pid returns the child's process id.
 func (p *Process) Pid() int { return p.pid }
+
+// Pgid returns the child's process group id: its own pid, or with a
+// Watchdog the watchdog's.
+func (p *Process) Pgid() int { return p.pgid }
 
 // Done is closed when the child has exited and been reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
@@ -297,7 +327,10 @@ func (p *Process) SignalGroup(sig syscall.Signal) error {
 	if p.reaped {
 		return os.ErrProcessDone
 	}
-	return syscall.Kill(-p.pid, sig)
+	if sig == syscall.SIGKILL && p.wd != nil {
+		p.wd.retire() // it dies with the group, as it should
+	}
+	return syscall.Kill(-p.pgid, sig)
 }
 
 // Forward passes a signal that tnl-do received on to the child, once. SIGCONT
@@ -331,12 +364,12 @@ func (p *Process) resume() {
 	}
 	if p.tty != nil {
 		if fg, err := tcgetpgrp(p.tty); err == nil && fg == p.ownPgrp {
-			_ = tcsetpgrp(p.tty, p.pid)
+			_ = tcsetpgrp(p.tty, p.pgid)
 		}
 	}
 	if p.stopped {
 		p.stopped = false
-		syscall.Kill(-p.pid, syscall.SIGCONT)
+		syscall.Kill(-p.pgid, syscall.SIGCONT)
 		return
 	}
 	syscall.Kill(p.pid, syscall.SIGCONT)
@@ -378,9 +411,13 @@ func (p *Process) Supervise(o Options) Result {
 			if res.Lost && o.OnLost != Ignore {
 				// The lock is gone and the command has ended: whatever it
 				// left in its process group (a child that ignores
-				// SIGTERM) must not run on. The group outlives its
-				// leader, so its id still names it.
-				_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+				// SIGTERM) must not run on. The group outlives the
+				// command; its id still names it while a member
+				// lives, and for good while a watchdog leads it.
+				if p.wd != nil {
+					p.wd.retire()
+				}
+				_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
 			}
 			return res
 		}

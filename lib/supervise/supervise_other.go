@@ -57,6 +57,27 @@ func Catch(ch chan<- os.Signal) (waitReady, ready <-chan struct{}) {
 
 func stopSelf() {}
 
+// Watchdog is not supported here.
+type Watchdog struct{}
+
+// WatchdogFlag names the watchdog's argument.
+const WatchdogFlag = "--watchdog-of"
+
+// IsWatchdog reports false: there is no watchdog here.
+func IsWatchdog(args []string) bool { return false }
+
+// RunWatchdog is not supported here.
+func RunWatchdog(arg string) int { return 2 }
+
+// StartWatchdog returns a watchdog that does nothing.
+func StartWatchdog() *Watchdog { return &Watchdog{} }
+
+// Keep does nothing here.
+func (w *Watchdog) Keep(rc syscall.RawConn) error { return errUnsupported }
+
+// Close does nothing here.
+func (w *Watchdog) Close() {}
+
 // JobControlSignals returns nothing here.
 func JobControlSignals() []os.Signal { return nil }
 

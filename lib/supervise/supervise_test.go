@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,27 +28,51 @@ import (
 // binary runs a command under Start and reports on stdout, so that tests can
 // kill a supervisor from outside or give it a terminal.
 func TestMain(m *testing.M) {
+	if IsWatchdog(os.Args[1:]) {
+		// StartWatchdog runs /proc/self/exe: this test binary.
+		os.Exit(RunWatchdog(os.Args[1]))
+	}
 	switch os.Getenv("SUPERVISE_HELPER") {
 	case "":
 		os.Exit(m.Run())
 	case "run":
-		os.Exit(helperRun(os.Args[len(os.Args)-1]))
+		os.Exit(helperRun(os.Args[len(os.Args)-1], false))
+	case "watchdog":
+		os.Exit(helperRun(os.Args[len(os.Args)-1], true))
 	}
 	os.Exit(3)
 }
 
-// helperRun starts sh -c script, prints "child PID", passes signals on,
-// prints "exit CODE" when the child ends.
-func helperRun(script string) int {
+// helperRun starts sh -c script (under a watchdog, if asked), prints "child
+// PID" and "group PGID", passes signals on, prints "exit CODE" when the
+// child ends.
+func helperRun(script string, watchdog bool) int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, TerminatingSignals()...)
 	signal.Notify(sigs, JobControlSignals()...)
-	p, err := Start(Config{Argv: []string{"sh", "-c", script}})
+	var wd *Watchdog
+	if watchdog {
+		wd = StartWatchdog()
+		defer wd.Close()
+		if path := os.Getenv("SUPERVISE_KEEP"); path != "" {
+			c, err := net.Dial("unix", path)
+			if err != nil {
+				fmt.Println("error", err)
+				return 1
+			}
+			rc, _ := c.(*net.UnixConn).SyscallConn()
+			if err := wd.Keep(rc); err != nil {
+				fmt.Println("error", err)
+				return 1
+			}
+		}
+	}
+	p, err := Start(Config{Argv: []string{"sh", "-c", script}, Watchdog: wd})
 	if err != nil {
 		fmt.Println("error", err)
 		return exitcode.Of(err)
 	}
-	fmt.Printf("child %d\n", p.Pid())
+	fmt.Printf("child %d\ngroup %d\n", p.Pid(), p.Pgid())
 	res := p.Supervise(Options{Signals: sigs})
 	fmt.Printf("exit %d\n", exitcode.FromWaitStatus(res.Status))
 	return 0
@@ -505,4 +531,344 @@ func TestCatch(t *testing.T) {
 		t.Fatalf("got %v, want SIGWINCH", s)
 	}
 	signal.Stop(sigs)
+}
+
+// startHelper runs helperRun in a process of its own (a process group of
+// its own too, so that the test can kill that whole group), and returns it
+// with its output lines.
+func startHelper(t *testing.T, mode, script string, env ...string) (*exec.Cmd, <-chan string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$", script)
+	cmd.Env = append(append(os.Environ(), "SUPERVISE_HELPER="+mode), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd, lines(stdout)
+}
+
+// expectPids reads lines "NAME PID" (in any order, as the helper and its
+// command print them concurrently) until it has all the names.
+func expectPids(t *testing.T, ch <-chan string, names ...string) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	deadline := time.After(10 * time.Second)
+	for len(got) < len(names) {
+		select {
+		case l, ok := <-ch:
+			if !ok {
+				t.Fatalf("output ended with %v, want %v", got, names)
+			}
+			name, num, _ := strings.Cut(l, " ")
+			if pid, err := strconv.Atoi(num); err == nil && slices.Contains(names, name) {
+				got[name] = pid
+			}
+		case <-deadline:
+			t.Fatalf("timed out with %v, want %v", got, names)
+		}
+	}
+	return got
+}
+
+// waitIgnoring waits until process pid ignores SIGTERM: the watchdog is up.
+func waitIgnoring(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "SigIgn:\t"); ok {
+				if m, err := strconv.ParseUint(v, 16, 64); err == nil && m&(1<<(syscall.SIGTERM-1)) != 0 {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d does not ignore SIGTERM after 10s:\n%s", pid, b)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// pidWatch is a process that the test waits for, by pidfd: no polling, and
+// a pid that ended cannot be mistaken for a new process with the same pid.
+type pidWatch struct{ fd int }
+
+func watchPid(t *testing.T, pid int) *pidWatch {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatalf("pidfd_open(%d): %v", pid, err)
+	}
+	t.Cleanup(func() {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		unix.Close(fd)
+	})
+	return &pidWatch{fd}
+}
+
+// ended reports whether the process has ended within d.
+func (w *pidWatch) ended(d time.Duration) bool {
+	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left < 0 {
+			left = 0
+		}
+		n, err := unix.Poll(fds, int(left.Milliseconds()))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return err == nil && n > 0
+	}
+}
+
+// SIGKILL of the supervisor, or of its whole process group, leaves nothing
+// of the command's process group running: the direct child dies by
+// Pdeathsig, the rest (here a grandchild) by the watchdog. Signals sent to
+// the watchdog, as they are to the command's group (the terminal's Ctrl-C
+// and Ctrl-Z, --on-lost's SIGTERM), do not end it. Without a watchdog, the
+// grandchild runs on.
+func TestWatchdogKill9(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		watchdog bool
+		group    bool // kill -9 -PGID of the supervisor's group
+	}{
+		{"pid", true, false},
+		{"group", true, true},
+		{"no watchdog", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mode := "run"
+			if tc.watchdog {
+				mode = "watchdog"
+			}
+			cmd, out := startHelper(t, mode, `sleep 300 & echo "grandchild $!"; wait`)
+			pids := expectPids(t, out, "child", "group", "grandchild")
+			child, pgid, gc := pids["child"], pids["group"], pids["grandchild"]
+			grandchild := watchPid(t, gc)
+			if pg, err := unix.Getpgid(gc); err != nil || pg != pgid {
+				t.Fatalf("grandchild's group %d (%v), want the command's %d", pg, err, pgid)
+			}
+			if tc.watchdog {
+				if pgid == child {
+					t.Fatalf("the command leads its group %d: no watchdog", pgid)
+				}
+				wd := watchPid(t, pgid)
+				waitIgnoring(t, pgid)
+				for _, s := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+					syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGUSR1, syscall.SIGPIPE, syscall.SIGALRM, syscall.Signal(40)} {
+					syscall.Kill(pgid, s)
+				}
+				if wd.ended(100 * time.Millisecond) {
+					t.Fatal("the watchdog ended by a signal meant for the command's group")
+				}
+				if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pgid)); strings.Contains(string(st), ") T ") {
+					t.Fatal("the watchdog stopped by a signal meant for the command's group")
+				}
+			}
+			if tc.group {
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			} else {
+				cmd.Process.Kill()
+			}
+			start := time.Now()
+			wait := 5 * time.Second
+			if !tc.watchdog {
+				wait = 500 * time.Millisecond // to show that it would run on
+			}
+			gone := grandchild.ended(wait)
+			switch {
+			case tc.watchdog && !gone:
+				t.Fatalf("the grandchild still runs %v after its supervisor was killed", wait)
+			case !tc.watchdog && gone:
+				t.Fatal("without a watchdog, the grandchild ended too: the test proves nothing")
+			case gone:
+				t.Logf("grandchild gone %v after its supervisor", time.Since(start).Round(time.Microsecond))
+			}
+		})
+	}
+}
+
+// A watchdog that dies while the command runs (killed by a signal in its
+// first millisecond, before it ignores signals; by hand; by the OOM
+// killer) is replaced by another in the command's group, which does its
+// job when the supervisor is then killed.
+func TestWatchdogReplaced(t *testing.T) {
+	cmd, out := startHelper(t, "watchdog", `sleep 300 & echo "grandchild $!"; wait`)
+	pids := expectPids(t, out, "child", "group", "grandchild")
+	pgid, gc := pids["group"], pids["grandchild"]
+	grandchild := watchPid(t, gc)
+	first := watchPid(t, pgid)
+	syscall.Kill(pgid, syscall.SIGKILL)
+	if !first.ended(5 * time.Second) {
+		t.Fatal("the watchdog survived SIGKILL")
+	}
+	next := waitWatchdog(t, pgid, pgid)
+	waitIgnoring(t, next)
+	cmd.Process.Kill()
+	if !grandchild.ended(5 * time.Second) {
+		t.Fatal("the grandchild still runs 5s after its supervisor was killed")
+	}
+}
+
+// waitWatchdog waits for a watchdog other than not in process group pgid.
+func waitWatchdog(t *testing.T, pgid, not int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			if pid == not {
+				continue
+			}
+			argv, _ := os.ReadFile(d + "/cmdline")
+			if pg, err := unix.Getpgid(pid); err == nil && pg == pgid && strings.Contains(string(argv), WatchdogFlag+"=") {
+				return pid
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new watchdog in group %d after 10s", pgid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The watchdog holds what Keep gave it (tnl-do: its connection to the
+// server) until it has sent SIGKILL to the command's group: when the
+// supervisor is killed, the other end sees the connection close (the
+// server: releases the lock) only then. Here the watchdog is stopped for a
+// while, to show that the connection stays open as long as the group has
+// not been killed. The test is a subreaper, so that the orphans stay in its
+// session and the kernel does not continue the stopped watchdog (it does,
+// with SIGHUP and SIGCONT, for a process group that becomes orphaned).
+func TestWatchdogHoldsConnection(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Skip("no subreaper:", err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	path := filepath.Join(t.TempDir(), "sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cmd, out := startHelper(t, "watchdog", `sleep 300 & echo "grandchild $!"; wait`, "SUPERVISE_KEEP="+path)
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pids := expectPids(t, out, "child", "group", "grandchild")
+	wdPid, gc := pids["group"], pids["grandchild"]
+	defer func() {
+		// The orphans are ours to reap (and, if the test failed, to end).
+		for _, pid := range []int{wdPid, pids["child"], gc} {
+			syscall.Kill(pid, syscall.SIGKILL)
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+		}
+	}()
+	grandchild := watchPid(t, gc)
+	waitIgnoring(t, wdPid)
+	syscall.Kill(wdPid, syscall.SIGSTOP)
+	waitState(t, wdPid, 'T')
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read from the kept connection while the watchdog is stopped: %v, want a timeout (it stays open)", err)
+	}
+	if grandchild.ended(0) {
+		t.Fatal("the grandchild ended, with the watchdog stopped")
+	}
+	syscall.Kill(wdPid, syscall.SIGCONT)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read from the kept connection once the watchdog runs: %v, want EOF", err)
+	}
+	if !grandchild.ended(5 * time.Second) {
+		t.Fatal("the grandchild still runs 5s after the watchdog was continued")
+	}
+}
+
+// waitState waits until the state letter of pid (in /proc/PID/stat) is st.
+func waitState(t *testing.T, pid int, st byte) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) && b[i+2] == st {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not in state %c after 10s: %s", pid, st, b)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// When the supervisor ends as it should, the watchdog exits by itself and
+// kills nothing: what a command that exited normally left behind is left
+// alone, as without a watchdog.
+func TestWatchdogStandsDown(t *testing.T) {
+	cmd, out := startHelper(t, "watchdog", `sleep 300 & echo "grandchild $!"`)
+	pids := expectPids(t, out, "child", "group", "grandchild")
+	pgid, gc := pids["group"], pids["grandchild"]
+	wd := watchPid(t, pgid)
+	grandchild := watchPid(t, gc)
+	if got := expect(t, out, "exit "); got != "0" {
+		t.Fatalf("exit %s, want 0", got)
+	}
+	// The helper exits now; the stdout pipe stays open (the grandchild has
+	// it), so wait for the process itself.
+	if err := cmd.Process.Signal(syscall.Signal(0)); err == nil {
+		if _, err := cmd.Process.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !wd.ended(5 * time.Second) {
+		t.Fatal("the watchdog still runs 5s after its supervisor ended")
+	}
+	if grandchild.ended(50 * time.Millisecond) {
+		t.Fatal("the watchdog killed what the command left when it ended normally")
+	}
+}
+
+// A watchdog that StartWatchdog did not start refuses to run, so that a
+// stray "--watchdog-of" kills nobody's process group.
+func TestWatchdogRefusesStrangers(t *testing.T) {
+	for _, stdin := range []string{"null", "socket of another pid"} {
+		cmd := exec.Command(os.Args[0], WatchdogFlag+"="+strconv.Itoa(os.Getpid()+1))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if stdin == "null" {
+			cmd.Stdin = nil
+		} else {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := os.NewFile(uintptr(fds[1]), "socket")
+			defer f.Close()
+			defer unix.Close(fds[0])
+			cmd.Stdin = f
+		}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "--watchdog-of is for its own use") {
+			t.Errorf("stdin %s: %v, %q; want status 2 and a line", stdin, err, out)
+		}
+	}
 }
