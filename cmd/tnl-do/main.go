@@ -196,20 +196,29 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 		lease.Release()
 		return err
 	}
+	killAfter := time.Duration(c.KillAfter)
 	res := p.Supervise(supervise.Options{
 		Signals:   sigs,
 		Lost:      lease.Done(),
 		OnLost:    onLost,
-		KillAfter: time.Duration(c.KillAfter),
-		LostHook: func() {
+		KillAfter: killAfter,
+		// After a loss the server may give the lock to someone else soon
+		// after the dead-peer timeout has passed without a word from us:
+		// SIGKILL comes at 3/4 of it at the latest (client.Lease.KillBy).
+		KillBy: lease.KillBy,
+		LostHook: func(grace time.Duration) {
 			why := strings.TrimPrefix(fmt.Sprint(lease.Err()), client.ErrLost.Error()+": ")
-			switch onLost {
-			case supervise.Term:
-				fmt.Fprintf(stderr, "%s: lock %s lost: %s; stopping the command (SIGTERM, SIGKILL after %v)\n", prog, name, why, time.Duration(c.KillAfter))
-			case supervise.Kill:
+			switch {
+			case onLost == supervise.Term && grace > 0:
+				fmt.Fprintf(stderr, "%s: lock %s lost: %s; stopping the command (SIGTERM, SIGKILL after %v)\n", prog, name, why, grace.Round(time.Millisecond))
+			case onLost == supervise.Term, onLost == supervise.Kill:
 				fmt.Fprintf(stderr, "%s: lock %s lost: %s; killing the command\n", prog, name, why)
-			case supervise.Ignore:
+			case onLost == supervise.Ignore:
 				fmt.Fprintf(stderr, "%s: warning: lock %s lost: %s; the command keeps running (--on-lost ignore)\n", prog, name, why)
+			}
+			if onLost == supervise.Term && grace < killAfter {
+				fmt.Fprintf(stderr, "%s: warning: --kill-after %v cut to %v: SIGKILL is due %v (3/4 of the dead-peer timeout) after the server last heard from us, before it could give %s to another client\n",
+					prog, killAfter, grace.Round(time.Millisecond), cl.DeadPeerTimeout()*3/4, name)
 			}
 		},
 	})

@@ -10,6 +10,8 @@
 // the dead-peer timeout and declares every lease lost when the server has
 // been silent for half of it, so that a program can stop its work before the
 // server (which waits the whole timeout) could grant the lock to anyone else.
+// A lost lease says by when that work must have stopped at the latest
+// (Lease.KillBy): 3/4 of the timeout after the last word from the server.
 //
 // It deliberately does not retry or reconnect: a lease lost is lost, and
 // a new Dial makes a new session, which is what lock users must reason about.
@@ -29,6 +31,7 @@ import (
 	"os/user"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -115,6 +118,12 @@ type Client struct {
 	log      *slog.Logger
 	deadPeer time.Duration
 
+	// heard is the last time the server is known to have heard from us:
+	// when the last heartbeat it answered was sent (at first, the session
+	// request), as time since born, when that request was sent.
+	born  time.Time
+	heard atomic.Int64
+
 	wmu sync.Mutex // serialises writes
 
 	mu       sync.Mutex
@@ -122,6 +131,7 @@ type Client struct {
 	releases map[string]*call  // release requests in flight, by name
 	leases   map[string]*Lease // held
 	queries  []*call           // .ping/.stats/.holders, answered in order
+	beats    []time.Duration   // heartbeats in flight: when each was sent
 	err      error             // why the session ended
 
 	done chan struct{}
@@ -188,6 +198,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	stopExchange := context.AfterFunc(dctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
 	defer stopExchange()
 	hello := fmt.Sprintf(".session,client-id:%s,host:%s,pid:%d%s\n", clean(o.ClientID), clean(o.Host), o.PID, authKey(o.AuthToken))
+	c.born = time.Now()
 	if _, err := nc.Write([]byte(hello)); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("cannot talk to server %s: %w", o.Addr, unwrapOp(err))
@@ -444,6 +455,9 @@ func (c *Client) heartbeat() {
 		case <-c.done:
 			return
 		case <-t.C:
+			c.mu.Lock()
+			c.beats = append(c.beats, time.Since(c.born))
+			c.mu.Unlock()
 			if c.write(".keepalive\n") != nil {
 				return
 			}
@@ -540,6 +554,12 @@ func (c *Client) dispatch(rep protocol.Reply) {
 	}
 	switch rep.Kind {
 	case protocol.KindAlive:
+		// The answer to the oldest heartbeat in flight: the server heard
+		// from us when we sent it, or later.
+		if len(c.beats) > 0 {
+			c.heard.Store(int64(c.beats[0]))
+			c.beats = c.beats[1:]
+		}
 		return
 	case protocol.KindOK, protocol.KindNotGranted, protocol.KindTimeout:
 		cl := c.calls[rep.Name]
@@ -578,7 +598,7 @@ func (c *Client) dispatch(rep protocol.Reply) {
 		// An operator broke the lock (tnl-stats --break).
 		if l := c.leases[rep.Name]; l != nil {
 			delete(c.leases, rep.Name)
-			go l.end(fmt.Errorf("%w: broken by an operator on server %s", ErrLost, c.opts.Addr))
+			go l.end(fmt.Errorf("%w: broken by an operator on server %s", ErrLost, c.opts.Addr), c.killBy())
 		}
 	}
 }
@@ -634,11 +654,12 @@ func (c *Client) end(cause error, keepOpen bool) {
 		q.err = cause
 		close(q.done)
 	}
+	kb := c.killBy()
 	for _, l := range leases {
 		if errors.Is(cause, ErrClosed) {
-			l.end(ErrReleased)
+			l.end(ErrReleased, time.Time{})
 		} else {
-			l.end(cause)
+			l.end(cause, kb)
 		}
 	}
 	if !errors.Is(cause, ErrClosed) {
@@ -833,10 +854,11 @@ type Lease struct {
 	name  string
 	token uint64
 
-	once sync.Once
-	mu   sync.Mutex
-	err  error
-	done chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	err    error
+	killBy time.Time
+	done   chan struct{}
 }
 
 // Name is the lock's name.
@@ -857,13 +879,42 @@ func (l *Lease) Err() error {
 	return l.err
 }
 
-func (l *Lease) end(err error) {
+// KillBy is, once the lease has been lost, the latest moment by which
+// whatever used the lock must have stopped, whatever the loss (silence, a
+// closed or reset connection, an operator's break): 3/4 of the dead-peer
+// timeout after the server last heard from this client, as far as the
+// client can know, which is when it sent the last heartbeat that the server
+// answered: one round trip before the last word heard from the server, or
+// earlier. The zero time while the lease is held and after a release.
+//
+// Why 3/4: a server that stopped hearing from a client releases its locks
+// after about 9/10 of the timeout (TCP keepalive: first probe at half of
+// it, four more a tenth apart; TCP_USER_TIMEOUT at 9/10), and closes a
+// session that sent no line after all of it, both counted from the last
+// packet it had from the client. The eighth and more that is left is the
+// margin for the kill to land. A server restarted meanwhile grants nothing
+// for its --restart-grace, the whole timeout by default. A process that is
+// stopped (SIGSTOP, a suspended machine) meets no deadline: see tnl-do(1),
+// NOTES.
+func (l *Lease) KillBy() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.killBy
+}
+
+func (l *Lease) end(err error, killBy time.Time) {
 	l.once.Do(func() {
 		l.mu.Lock()
 		l.err = err
+		l.killBy = killBy
 		l.mu.Unlock()
 		close(l.done)
 	})
+}
+
+// killBy is the KillBy of a lease lost now.
+func (c *Client) killBy() time.Time {
+	return c.born.Add(time.Duration(c.heard.Load()) + c.deadPeer*3/4)
 }
 
 // Release gives the lock back and waits for the server to confirm. Releasing
@@ -883,14 +934,14 @@ func (l *Lease) Release() error {
 	c.releases[l.name] = cl
 	c.mu.Unlock()
 	if err := c.write("release,name:" + l.name + "\n"); err != nil {
-		l.end(err)
+		l.end(err, c.killBy())
 		return err
 	}
 	<-cl.done
 	if cl.err != nil {
-		l.end(cl.err)
+		l.end(cl.err, c.killBy())
 		return cl.err
 	}
-	l.end(ErrReleased)
+	l.end(ErrReleased, time.Time{})
 	return nil
 }

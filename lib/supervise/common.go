@@ -74,9 +74,17 @@ type Options struct {
 	// OnLost and KillAfter say what happens then.
 	OnLost    OnLost
 	KillAfter time.Duration
+	// KillBy, if set, is called when Lost closes. A non-zero time it
+	// returns is the latest moment for SIGKILL under OnLost Term: the grace
+	// after SIGTERM ends there when KillAfter would end later, and SIGKILL
+	// comes at once when that moment has passed. (tnl-do passes its lease's
+	// deadline, after which the server may give the lock to someone else.)
+	KillBy func() time.Time
 	// LostHook, if set, is called once when Lost closes, before acting, so
-	// the caller can say so.
-	LostHook func()
+	// the caller can say so. grace is what the command gets between SIGTERM
+	// and SIGKILL under OnLost Term: KillAfter, or less when KillBy cut it
+	// (0: SIGKILL at once); 0 for the other actions.
+	LostHook func(grace time.Duration)
 }
 
 // Result is how supervision ended.

@@ -97,7 +97,8 @@
 // # What it does not do
 //
 // It knows nothing about locks or the network: a closed channel tells it that
-// the lock is lost. It does not restart commands, and it does not chase processes that left the
+// the lock is lost, and a deadline when SIGKILL is due at the latest. It does
+// not restart commands, and it does not chase processes that left the
 // command's process group: a descendant that calls setsid(2) or setpgid(2)
 // (a daemon, an interactive shell's jobs) escapes both the --on-lost actions
 // and the watchdog. When the command exits normally, what it left in its

@@ -388,19 +388,28 @@ func (p *Process) Supervise(o Options) Result {
 		case <-lost:
 			lost = nil
 			res.Lost = true
-			if o.LostHook != nil {
-				o.LostHook()
+			grace := time.Duration(0)
+			if o.OnLost == Term {
+				grace = o.KillAfter
+				if o.KillBy != nil {
+					if by := o.KillBy(); !by.IsZero() {
+						grace = max(min(grace, time.Until(by)), 0)
+					}
+				}
 			}
-			switch o.OnLost {
-			case Term:
+			if o.LostHook != nil {
+				o.LostHook(grace)
+			}
+			switch {
+			case o.OnLost == Term && grace > 0:
 				// SIGCONT after SIGTERM: a stopped process acts on SIGTERM
 				// only once it runs again.
 				_ = p.SignalGroup(syscall.SIGTERM)
 				_ = p.SignalGroup(syscall.SIGCONT)
-				t := time.NewTimer(o.KillAfter)
+				t := time.NewTimer(grace)
 				defer t.Stop()
 				kill = t.C
-			case Kill:
+			case o.OnLost == Term, o.OnLost == Kill:
 				_ = p.SignalGroup(syscall.SIGKILL)
 			}
 		case <-kill:

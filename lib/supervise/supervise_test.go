@@ -318,7 +318,7 @@ func TestSuperviseLost(t *testing.T) {
 			hooked := false
 			resc := make(chan Result)
 			go func() {
-				resc <- p.Supervise(Options{Lost: lost, OnLost: tc.onLost, KillAfter: 300 * time.Millisecond, LostHook: func() { hooked = true }})
+				resc <- p.Supervise(Options{Lost: lost, OnLost: tc.onLost, KillAfter: 300 * time.Millisecond, LostHook: func(time.Duration) { hooked = true }})
 			}()
 			start := time.Now()
 			close(lost)
@@ -339,6 +339,63 @@ func TestSuperviseLost(t *testing.T) {
 				expect(t, out, "got-term")
 				if d := time.Since(start); d < 300*time.Millisecond {
 					t.Errorf("killed after %v, before the grace period", d)
+				}
+			}
+		})
+	}
+}
+
+// KillBy cuts the grace of OnLost Term: a command that ignores SIGTERM is
+// killed at KillBy, not KillAfter later, and LostHook is told the grace
+// it got; a KillBy that has passed means SIGKILL at once, without SIGTERM.
+// A KillBy after KillAfter changes nothing.
+func TestSuperviseKillBy(t *testing.T) {
+	const killAfter = 10 * time.Second
+	for _, tc := range []struct {
+		name  string
+		by    time.Duration // from when the lock is lost
+		grace time.Duration // what LostHook is told, roughly
+		term  bool          // SIGTERM came first
+	}{
+		{"cut", 300 * time.Millisecond, 300 * time.Millisecond, true},
+		{"passed", -time.Second, 0, false},
+		{"later than --kill-after", time.Hour, killAfter, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, out := startPiped(t, `trap 'echo got-term' TERM; echo ready; while :; do sleep 0.01; done`)
+			expect(t, out, "ready")
+			lost := make(chan struct{})
+			var by time.Time
+			resc := make(chan Result, 1)
+			gracec := make(chan time.Duration, 1)
+			go func() {
+				resc <- p.Supervise(Options{Lost: lost, OnLost: Term, KillAfter: killAfter,
+					KillBy: func() time.Time { return by }, LostHook: func(g time.Duration) { gracec <- g }})
+			}()
+			by = time.Now().Add(tc.by)
+			close(lost)
+			grace := <-gracec
+			if d := grace - tc.grace; d > 0 || d < -50*time.Millisecond {
+				t.Errorf("LostHook got grace %v, want %v", grace, tc.grace)
+			}
+			if tc.grace == killAfter {
+				expect(t, out, "got-term")
+				return // the cleanup kills it; it would take 10s
+			}
+			var res Result
+			select {
+			case res = <-resc:
+			case <-time.After(5 * time.Second):
+				t.Fatal("not killed 5s after the lock was lost")
+			}
+			killed := time.Now()
+			if res.Status != syscall.WaitStatus(syscall.SIGKILL) {
+				t.Errorf("status %#x, want killed by SIGKILL", uint32(res.Status))
+			}
+			if tc.term {
+				expect(t, out, "got-term")
+				if late := killed.Sub(by); late < 0 || late > 200*time.Millisecond {
+					t.Errorf("killed %v after KillBy, want at it", late)
 				}
 			}
 		})

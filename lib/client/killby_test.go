@@ -1,0 +1,124 @@
+package client_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tnl-lock/tnl/lib/client"
+	"github.com/tnl-lock/tnl/lib/server"
+)
+
+// A lost lease's KillBy is 3/4 of the dead-peer timeout after the server
+// last heard from the client: when the client sent the last heartbeat the
+// server answered. Not after the loss was declared (half the timeout after
+// the last line), and not after a line the server sent on its own, which
+// proves nothing about what it heard.
+func TestKillByFromLastAnsweredHeartbeat(t *testing.T) {
+	const deadPeer = 800 * time.Millisecond // heartbeats every 133ms, loss after 400ms
+	for _, tc := range []struct {
+		name   string
+		aside  bool // a line of its own after the last answer
+		before bool // KillBy comes before the loss is declared
+	}{
+		{"silence", false, false},
+		{"a line of its own, then silence", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := listen(t)
+			lastAnswered := make(chan time.Time, 1)
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				r := bufio.NewReader(c)
+				r.ReadString('\n')
+				io.WriteString(c, "session,dead-peer-timeout:0.8\n")
+				r.ReadString('\n')
+				io.WriteString(c, "ok,name:x,token:1\n")
+				var at time.Time
+				for n := 0; n < 3; {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.TrimSpace(line) == ".keepalive" {
+						at = time.Now()
+						io.WriteString(c, "alive\n")
+						n++
+					}
+				}
+				lastAnswered <- at
+				if tc.aside {
+					// An operator's break of a lock this client does not
+					// hold: a line, but no answer to anything it sent.
+					time.Sleep(deadPeer / 4)
+					io.WriteString(c, "lost,name:other\n")
+				}
+				io.Copy(io.Discard, r) // then silence
+			}()
+			c, err := client.Dial(context.Background(), client.Options{Addr: l.Addr().String()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			lease, err := c.Lock(context.Background(), "x", client.LockOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !lease.KillBy().IsZero() {
+				t.Fatalf("KillBy of a held lease = %v, want zero", lease.KillBy())
+			}
+			select {
+			case <-lease.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("lease not lost")
+			}
+			lost := time.Now()
+			answered := <-lastAnswered
+			kb := lease.KillBy()
+			// The heartbeat was sent before the server read it, and less
+			// than a round trip on loopback before.
+			want := answered.Add(deadPeer * 3 / 4)
+			if d := kb.Sub(want); d > 0 || d < -50*time.Millisecond {
+				t.Errorf("KillBy is %v after the last answered heartbeat, want 3/4 of %v (%v), or up to 50ms less",
+					kb.Sub(answered), deadPeer, deadPeer*3/4)
+			}
+			if got := kb.Before(lost); got != tc.before {
+				t.Errorf("KillBy %v the loss (%v apart), want before: %v", map[bool]string{true: "before", false: "after"}[got], kb.Sub(lost), tc.before)
+			}
+			if !tc.before {
+				// Declared lost half the timeout after the last line: a
+				// quarter of it is left.
+				if left := kb.Sub(lost); left > deadPeer/4 || left < deadPeer/4-100*time.Millisecond {
+					t.Errorf("KillBy %v after the loss, want about a quarter of %v", left, deadPeer)
+				}
+			}
+			lease.Release()
+			if kb2 := lease.KillBy(); !kb2.Equal(kb) {
+				t.Errorf("KillBy changed after Release: %v, then %v", kb, kb2)
+			}
+		})
+	}
+}
+
+// A lease released is not lost: no deadline.
+func TestKillByZeroAfterRelease(t *testing.T) {
+	addr := startServer(t, server.Config{})
+	c := dial(t, addr, "a")
+	lease, err := c.Lock(context.Background(), "r", client.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if !lease.KillBy().IsZero() {
+		t.Fatalf("KillBy after Release = %v, want zero", lease.KillBy())
+	}
+}
