@@ -6,7 +6,7 @@ complete -c tnl-server -l listen -x -d 'Address to listen on, HOST:PORT'
 complete -c tnl-server -l port -x -d 'Port to listen on'
 complete -c tnl-server -l state-dir -x -a '(__fish_complete_directories)' -d 'Directory for the fencing-token counter'
 complete -c tnl-server -l dead-peer-timeout -x -a '10s 30s 1m 2m' -d "Release a vanished client's locks after"
-complete -c tnl-server -l restart-grace -x -a '0 10s 30s 1m' -d 'No grants this long after a restart'
+complete -c tnl-server -l restart-grace -x -a '0 10s 30s 1m' -d 'No grants this long after a (re)start'
 complete -c tnl-server -l first-line-timeout -x -a '5s 10s 30s' -d 'Time to send the first line'
 complete -c tnl-server -l max-line-length -x -d 'Longest request line in bytes'
 complete -c tnl-server -l max-conns -x -d 'Most connections at once, 0 for no cap'

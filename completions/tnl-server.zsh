@@ -6,7 +6,7 @@ _arguments -s -S \
   '--port=[port to listen on]:port:' \
   '--state-dir=[directory for the fencing-token counter]:directory:_directories' \
   '--dead-peer-timeout=[release a vanished client'\''s locks after]:duration:(10s 30s 1m 2m)' \
-  '--restart-grace=[no grants this long after a restart over earlier state]:duration:(0 10s 30s 1m)' \
+  '--restart-grace=[no grants this long after a (re)start]:duration:(0 10s 30s 1m)' \
   '--first-line-timeout=[time to send the first line]:duration:(5s 10s 30s)' \
   '--max-line-length=[longest request line in bytes]:bytes:' \
   '--max-conns=[most connections at once, 0 for no cap]:connections:' \

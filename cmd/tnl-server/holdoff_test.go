@@ -56,3 +56,54 @@ func TestRestartHoldOff(t *testing.T) {
 	// After the hold-off, as usual.
 	dial(t, p.addr).roundtrip("lock,name:b\n", "ok\n")
 }
+
+// TestRestartGraceExplicit: an explicit --restart-grace applies at every
+// start, also without --state-dir or over a fresh one (the operator knows
+// that an earlier run may have holders), and the log says so; without it,
+// such a start grants at once.
+func TestRestartGraceExplicit(t *testing.T) {
+	const grace = 500 * time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		grace bool
+	}{
+		{"no --state-dir", []string{"--restart-grace", grace.String()}, true},
+		{"fresh --state-dir", []string{"--restart-grace", grace.String(), "--state-dir", filepath.Join(t.TempDir(), "state")}, true},
+		{"no --restart-grace, no --state-dir", nil, false},
+		{"--restart-grace 0", []string{"--restart-grace", "0"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			p := startServer(t, nil, append([]string{"--listen", "127.0.0.1:0"}, tc.args...)...)
+			if !tc.grace {
+				dial(t, p.addr).roundtrip("lock,name:a\n", "ok\n")
+				if strings.Contains(p.log(), "granting no lock") {
+					t.Errorf("a grace was logged:\n%s", p.log())
+				}
+				return
+			}
+			dial(t, p.addr).roundtrip("lock,name:a\n", "not-granted\n")
+			w := dial(t, p.addr)
+			w.roundtrip("lock,name:a,wait:inf\n.keepalive\n", "alive\n")
+			_ = w.nc.SetReadDeadline(time.Now().Add(ioTimeout))
+			got, err := w.r.ReadString('\n')
+			if err != nil || !strings.HasPrefix(got, "ok,token:") {
+				t.Fatalf("waiter: %q (%v), want ok,token:N", got, err)
+			}
+			if waited := time.Since(start); waited < grace {
+				t.Errorf("granted %v after the start, before the grace of %v ended", waited, grace)
+			}
+			logged := func() bool {
+				return strings.Contains(p.log(), "granting no lock for the restart grace (--restart-grace given)") &&
+					strings.Contains(p.log(), "for="+grace.String()) && strings.Contains(p.log(), "granting locks")
+			}
+			for deadline := time.Now().Add(ioTimeout); !logged() && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if !logged() {
+				t.Errorf("the log does not tell about the grace:\n%s", p.log())
+			}
+		})
+	}
+}

@@ -35,7 +35,7 @@ type cli struct {
 	Port             *int             `help:"Port to listen on (overrides the port of --listen; 0 picks a free one)." placeholder:"N"`
 	StateDir         string           `help:"Directory for durable state (fencing tokens); without it tokens restart from 1." env:"TNL_STATE_DIR" placeholder:"DIR"`
 	DeadPeerTimeout  time.Duration    `help:"Release the locks of a client that vanished (no FIN, no RST) within this time." default:"30s"`
-	RestartGrace     *time.Duration   `help:"After a restart over earlier --state-dir state, grant nothing for this long (default: --dead-peer-timeout; 0: off)." placeholder:"DURATION"`
+	RestartGrace     *time.Duration   `help:"Grant nothing for this long after starting: when given, at every start; by default (the --dead-peer-timeout) only after a restart over earlier --state-dir state; 0: never." placeholder:"DURATION"`
 	FirstLineTimeout time.Duration    `help:"Close a connection that sends no complete request within this time." default:"10s"`
 	MaxLineLength    int              `help:"Longest request line accepted, in bytes." default:"4096"`
 	MaxConns         int              `help:"Refuse connections beyond this many (0: no cap)." default:"0"`
@@ -167,15 +167,23 @@ func serve(c *cli, stderr io.Writer) error {
 	if grace < 0 {
 		return &exitError{2, errors.New("invalid --restart-grace: must be >= 0")}
 	}
-	restarted = restarted && grace > 0
-	table := lockd.New(lockd.Options{Tokens: tokens, MaxWaiters: c.MaxWaiters, HoldOff: restarted})
-	if restarted {
+	// An explicit --restart-grace applies at every start: only the operator
+	// knows whether an earlier run (one without --state-dir, or with another
+	// one, or whose state was lost) may have holders still running.
+	holdOff := grace > 0 && (restarted || c.RestartGrace != nil)
+	table := lockd.New(lockd.Options{Tokens: tokens, MaxWaiters: c.MaxWaiters, HoldOff: holdOff})
+	if holdOff {
 		// Why the whole dead-peer timeout: a holder of the previous run
 		// that could not hear it die (a partition) declares its lock lost
-		// after half of it and stops its command within --kill-after, which
-		// must be below the other half. That is the bound the server keeps
-		// for a client that vanishes; a restart must keep it too.
-		log.Info("restarted over earlier state: granting no lock for the restart grace, so that the previous run's holders have stopped", "for", grace)
+		// after half of it and has its command killed by 3/4 of it, counted
+		// from the last word it had from that run. That is the bound the
+		// server keeps for a client that vanishes; a restart must keep it
+		// too.
+		if restarted {
+			log.Info("restarted over earlier state: granting no lock for the restart grace, so that the previous run's holders have stopped", "for", grace)
+		} else {
+			log.Info("granting no lock for the restart grace (--restart-grace given), so that the holders of any earlier run have stopped", "for", grace)
+		}
 		t := time.AfterFunc(grace, func() {
 			log.Info("granting locks")
 			table.EndHoldOff()
