@@ -37,7 +37,7 @@ _tnl_lock()
 
     if [[ $cur == -* ]]; then
         local opts='--server --host --port --client-id --wait --shared --limit
-            --conflict-exit-code --keep-alive --keep-alive-secs --verbose
+            --conflict-exit-code --keep-alive --keep-alive-secs --lost-deadline --verbose
             --auth-token-file --tls --tls-ca --tls-cert --tls-key
             --help --version'
         [[ $cur == -- || $cur == --?* ]] || opts+=' -s -w -E -v -h'

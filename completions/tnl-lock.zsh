@@ -12,6 +12,7 @@ _arguments -s -S \
   '(-E --conflict-exit-code)'{-E+,--conflict-exit-code=}'[exit status when not granted]:status:' \
   '--keep-alive[accepted for tcpnetlock, ignored]' \
   '--keep-alive-secs=[accepted for tcpnetlock, ignored]:seconds:' \
+  '--lost-deadline[when lost, print lost and exit at the kill deadline]' \
   '(-v --verbose)'{-v,--verbose}'[say what happens on stderr]' \
   '--auth-token-file=[read the shared secret from FILE]:secret file:_files' \
   '--tls[talk TLS to the server, trusting the system CAs]' \

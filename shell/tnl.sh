@@ -53,12 +53,16 @@
 # - A lost lock (server gone, connection cut) is never silent: the holder
 #   writes `tnl.sh: lock NAME lost: ...` on standard error and, by default
 #   (--on-lost term), sends SIGTERM to the shell that took the lock (the script,
-#   or the subshell that called tnl_acquire). The script's own TERM trap, if
-#   any, runs; with_lock and tnl_release then return 122. --on-lost kill sends
-#   SIGKILL; --on-lost ignore only writes the line; --kill-after D follows
-#   SIGTERM with SIGKILL if the shell is still there after D (no default
-#   here: a script that traps TERM decides for itself). An interactive bash
-#   ignores SIGTERM, so there only the line is written. The line goes to the
+#   or the subshell that called tnl_acquire) and to what it started under the
+#   lock (the processes that still have the lock's pipe open, found in /proc).
+#   The script's own TERM trap, if any, runs; with_lock and tnl_release then
+#   return 122. Those still there at the deadline get SIGKILL: 3/4 of the
+#   dead-peer timeout after the server last heard from the holder's tnl-lock
+#   (tnl-lock --lost-deadline exits then), as tnl-do kills its command, before
+#   the server could give the lock to anyone else; --kill-after D brings it
+#   forward to D after SIGTERM. --on-lost kill sends SIGKILL at once;
+#   --on-lost ignore only writes the line. An interactive bash ignores
+#   SIGTERM, so there SIGKILL comes at the deadline. The line goes to the
 #   standard error the shell had when it took the lock (`tnl_acquire NAME
 #   2>/dev/null` silences it; the signal still comes).
 # - with_lock runs a function or builtin in the calling shell, so globals it
@@ -516,7 +520,10 @@ __tnl_alive() {
 # __tnl_acquire WHO: takes the caller's __tnl_name with its parsed flags.
 # Returns 0, or tnl-lock's status: 123 (the caller applies -E), 125, 2...
 __tnl_acquire() {
-  local who=$1 name=$__tnl_name owner=$BASHPID dir w r line part st pid='' fence='' rc=''
+  local who=$1 name=$__tnl_name owner=$BASHPID dir w r line part st pid='' fence='' rc='' inter=''
+  if [[ $- == *i* ]]; then
+    inter=1 # see __tnl_lost
+  fi
   if [[ -n ${__tnl_info[$name]+x} ]]; then
     if tnl_held "$name"; then
       if __tnl_mine "$name"; then
@@ -553,7 +560,7 @@ __tnl_acquire() {
   # the script never see it.
   (
     set -m
-    __tnl_hold "$owner" "$name" "$dir" "$__tnl_onlost" "$__tnl_ka" \
+    __tnl_hold "$owner" "$name" "$dir" "$__tnl_onlost" "$__tnl_ka" "$inter" \
       ${__tnl_lockargs[@]+"${__tnl_lockargs[@]}"} "$name" <"$dir/i" >"$dir/o" &
   )
   # Same order as the holder's redirections, so the opens meet.
@@ -653,20 +660,24 @@ __tnl_drop() {
   esac
 }
 
-# __tnl_hold OWNER NAME DIR ONLOST KILL_AFTER TNL-LOCK-ARG...
+# __tnl_hold OWNER NAME DIR ONLOST KILL_AFTER INTERACTIVE TNL-LOCK-ARG...
 # The background holder, a subshell with stdin/stdout on the fifos i and o.
 # Starts tnl-lock, says "__tnl_pid HOLDER_PID,TNL_LOCK_PID", passes tnl-lock's
 # granted line on, and when tnl-lock ends says "__tnl_exit STATUS". Between
-# the two it waits. tnl-lock ending while the shell still has its pipe open
-# and did not ask (SIGUSR1 from __tnl_drop, which also sends tnl-lock its
-# SIGTERM) means the lock was lost: say so and signal OWNER.
+# the two it waits. tnl-lock's "lost" line (--lost-deadline), or its end,
+# while the shell still has its pipe open and did not ask (SIGUSR1 from
+# __tnl_drop, which also sends tnl-lock its SIGTERM) means the lock was
+# lost: say so and act on ONLOST (see __tnl_lost).
 __tnl_hold() {
-  local owner=$1 name=$2 dir=$3 onlost=$4 ka=$5 fd g line pid='' rc=0 \
-    granted='' req='' sig='' eof=''
-  shift 5
+  local owner=$1 name=$2 dir=$3 onlost=$4 ka=$5 inter=$6 fd g line pid='' rc=0 \
+    granted='' req='' sig='' eof='' lost=''
+  shift 6
   # This is a copy of the caller's shell: drop its traps and options.
   trap - ERR DEBUG RETURN EXIT
   set +eEumTx +o pipefail
+  shopt -u failglob
+  shopt -s nullglob
+  GLOBIGNORE=
   trap '' INT QUIT HUP TTIN TTOU TSTP
   # Other holders' pipes: a copy here would keep them open after the shell
   # is gone.
@@ -681,16 +692,29 @@ __tnl_hold() {
   # Only a mark: __tnl_drop ends tnl-lock itself. The trap may run late (once
   # the read below returns), but always before req is looked at.
   trap 'req=1 sig=1' USR1
-  command tnl-lock "$@" <&0 >"$dir/g" &
+  command tnl-lock --lost-deadline "$@" <&0 >"$dir/g" &
   pid=$!
   # Before tnl-lock's granted line, which comes through this holder.
   builtin printf '__tnl_pid %s,%s\n' "$BASHPID" "$pid"
   exec {g}<"$dir/g"
   command rm -rf -- "$dir"
   while IFS= builtin read -r -u "$g" line; do
+    if [[ -n $granted ]]; then
+      # The only line after the grant: the lock is lost, and tnl-lock
+      # exits at the deadline.
+      if [[ $line == lost ]]; then
+        lost=1
+        break
+      fi
+      continue
+    fi
     builtin printf '%s\n' "$line"
     granted=1
   done
+  if [[ -n $lost && -z $req ]] && ! builtin read -r -t 0 -u 0; then
+    # The shell, or something it started, still holds the pipe.
+    __tnl_lost "$owner" "$name" "$onlost" "$ka" "$inter" "$pid" "$g"
+  fi
   exec {g}<&-
   # A SIGUSR1 interrupts wait (status > 128): wait again for the real
   # status, which bash keeps for a child it already collected.
@@ -703,6 +727,9 @@ __tnl_hold() {
     fi
     break
   done
+  if [[ -n $lost && -z $req ]]; then
+    return # __tnl_lost said all, or nobody was there to hear it
+  fi
   if builtin read -r -t 0 -u 0; then
     eof=1 # the shell (and everything that inherited its pipe) is gone
   fi
@@ -718,28 +745,96 @@ __tnl_hold() {
     builtin printf '__tnl_exit %s\n' "$rc"
     return
   fi
-  # Lost. The exit line first, so that a TERM trap asking tnl_held already
-  # finds NAME gone.
+  # tnl-lock ended after the grant without its "lost" line (killed, or
+  # ended by someone else's SIGTERM, which releases): the lock may be
+  # someone else's already, the deadline is now.
+  __tnl_lost "$owner" "$name" "$onlost" "$ka" "$inter" "" "" "$rc"
+}
+
+# __tnl_lost OWNER NAME ONLOST KILL_AFTER INTERACTIVE TNL_LOCK_PID FD [STATUS]
+# The holder's answer to a lost lock, while the shell OWNER or what it
+# started still holds the lock's pipe. The exit line first, so that a TERM
+# trap asking tnl_held already finds NAME gone. Then, by ONLOST: ignore, a
+# line; kill, SIGKILL to OWNER and to every other process that has the pipe
+# open (what OWNER started while it held NAME, where /proc shows it); term,
+# SIGTERM to them, and SIGKILL to those still there at the deadline: when
+# tnl-lock (TNL_LOCK_PID, its output on FD) exits, 3/4 of the dead-peer
+# timeout after the server last heard from it, or KILL_AFTER after SIGTERM
+# if that comes first. Without FD, tnl-lock ended without its "lost" line
+# (with STATUS): the lock may be someone else's already, the deadline has
+# passed, and term is kill. An INTERACTIVE shell is not killed at the
+# deadline (it ignores SIGTERM too): what it started is.
+__tnl_lost() {
+  local owner=$1 name=$2 onlost=$3 ka=$4 inter=$5 tl=$6 fd=$7 line st=0 why others started
+  local -a users=()
   builtin printf '__tnl_exit 122\n'
-  case $onlost in
-  ignore)
-    builtin printf 'tnl.sh: lock %s lost (tnl-lock status %s)\n' "$name" "$rc" >&2
-    ;;
-  kill)
-    builtin printf 'tnl.sh: lock %s lost: sending SIGKILL to pid %s\n' "$name" "$owner" >&2
-    builtin kill -KILL "$owner" 2>/dev/null
-    ;;
-  *)
-    builtin printf 'tnl.sh: lock %s lost: sending SIGTERM to pid %s\n' "$name" "$owner" >&2
-    builtin kill -TERM "$owner" 2>/dev/null
+  __tnl_users "$tl"
+  if [[ $onlost == ignore ]]; then
+    builtin printf 'tnl.sh: lock %s lost (tnl-lock status %s)\n' "$name" "${8:-122}" >&2
+    return
+  fi
+  if [[ $onlost == term && -n $fd ]]; then
+    builtin printf 'tnl.sh: lock %s lost: sending SIGTERM to pid %s%s\n' "$name" "$owner" "$others" >&2
+    builtin kill -TERM "$owner" ${users[@]+"${users[@]}"} 2>/dev/null
     if [[ -n $ka ]]; then
-      # Wait for the shell's end (end of file on the pipe), up to KILL_AFTER.
-      builtin read -r -t "$ka" -u 0 line
-      if (($? > 128)) && builtin kill -0 "$owner" 2>/dev/null; then
-        builtin printf 'tnl.sh: pid %s still running %ss after SIGTERM: sending SIGKILL\n' "$owner" "$ka" >&2
-        builtin kill -KILL "$owner" 2>/dev/null
-      fi
+      builtin read -r -t "$ka" -u "$fd" line || st=$?
+    else
+      builtin read -r -u "$fd" line || st=$?
     fi
-    ;;
+    if ((st > 128)); then
+      why="still running ${ka}s after SIGTERM"
+    else
+      why="still running at the deadline of lock $name (3/4 of the dead-peer timeout after the server last heard from tnl-lock)"
+    fi
+    __tnl_users "$tl"
+    if [[ -z $inter ]] && builtin kill -0 "$owner" 2>/dev/null; then
+      builtin printf 'tnl.sh: pid %s%s %s: sending SIGKILL\n' "$owner" "$others" "$why" >&2
+      builtin kill -KILL "$owner" ${users[@]+"${users[@]}"} 2>/dev/null
+    elif ((${#users[@]} > 0)); then
+      builtin printf 'tnl.sh: %s started by pid %s %s: sending SIGKILL\n' "$started" "$owner" "$why" >&2
+      builtin kill -KILL "${users[@]}" 2>/dev/null
+    fi
+    return
+  fi
+  if [[ -n $fd || $onlost == kill ]]; then
+    builtin printf 'tnl.sh: lock %s lost: sending SIGKILL to pid %s%s\n' "$name" "$owner" "$others" >&2
+    builtin kill -KILL "$owner" ${users[@]+"${users[@]}"} 2>/dev/null
+  elif [[ -z $inter ]]; then
+    builtin printf 'tnl.sh: lock %s lost (tnl-lock status %s, the lock is free): sending SIGKILL to pid %s%s\n' "$name" "${8-}" "$owner" "$others" >&2
+    builtin kill -KILL "$owner" ${users[@]+"${users[@]}"} 2>/dev/null
+  elif ((${#users[@]} > 0)); then
+    builtin printf 'tnl.sh: lock %s lost (tnl-lock status %s, the lock is free): sending SIGKILL to %s started by pid %s\n' "$name" "${8-}" "$started" "$owner" >&2
+    builtin kill -KILL "${users[@]}" 2>/dev/null
+  else
+    builtin printf 'tnl.sh: lock %s lost (tnl-lock status %s)\n' "$name" "${8-}" >&2
+  fi
+}
+
+# __tnl_users [SKIP]: sets the caller's users to the pids of the processes
+# that have the holder's standard input, the lock's pipe, open: the shell
+# that took the lock and what it started since (they inherit the pipe;
+# bash cannot mark it close-on-exec), where /proc shows them (Linux; a
+# process of another user does not show). Not the holder itself, nor SKIP
+# (tnl-lock, which has it as its standard input too), nor the caller's
+# owner, which is named on its own. Sets the caller's started to "N
+# process(es)", and others to " and N process(es) it started" (or nothing).
+__tnl_users() {
+  local f p skip=" $BASHPID ${1-} $owner "
+  users=()
+  for f in /proc/[0-9]*/fd/[0-9]*; do
+    p=${f#/proc/}
+    p=${p%%/*}
+    if [[ $skip != *" $p "* && $f -ef /dev/stdin ]]; then
+      users+=("$p")
+      skip+="$p "
+    fi
+  done
+  case ${#users[@]} in
+  1) started='1 process' ;;
+  *) started="${#users[@]} processes" ;;
   esac
+  others=" and $started it started"
+  if ((${#users[@]} == 0)); then
+    others=''
+  fi
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -46,7 +47,8 @@ type cli struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
 	cliflags.Client
 	cliflags.Lock
-	Name string `arg:"" help:"The lock name."`
+	LostDeadline bool   `name:"lost-deadline" help:"When the lock is lost, print \"lost\" on standard output at once, and exit (122) only at the deadline by which whatever used it must have stopped: 3/4 of the dead-peer timeout after the server last heard from tnl-lock (sooner at end of input or a signal)."`
+	Name         string `arg:"" help:"The lock name."`
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -166,7 +168,26 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 	case <-lease.Done():
 		why := strings.TrimPrefix(fmt.Sprint(lease.Err()), client.ErrLost.Error()+": ")
-		return exitcode.New(exitcode.Lost, "lock %s lost: %s", c.Name, why)
+		if !c.LostDeadline {
+			return exitcode.New(exitcode.Lost, "lock %s lost: %s", c.Name, why)
+		}
+		// The line at once: whoever reads it stops using the lock now.
+		// The exit at the deadline: what has not stopped by then must be
+		// killed (tnl.sh's holders do), before the server can give the
+		// lock to someone else. Until then the connection stays open, as
+		// tnl-do keeps it for a command that is still stopping.
+		fmt.Fprintln(stdout, "lost")
+		fmt.Fprintf(stderr, "%s: lock %s lost: %s\n", prog, c.Name, why)
+		if left := time.Until(lease.KillBy()); left > 0 {
+			t := time.NewTimer(left)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-eof:
+			case <-sigs:
+			}
+		}
+		return exitcode.Silent(exitcode.Lost)
 	}
 	if err := lease.Release(); err != nil {
 		// The lock went away while we were letting it go: it is released

@@ -80,6 +80,7 @@ probe() {
 
 # start_server: starts one more tnl-server on 127.0.0.1:0; sets SRV_PID and
 # SRV_ADDR once it has logged its address. The test's EXIT trap stops it.
+# start_server_with FLAG...: the same, with these tnl-server flags.
 SRV_PIDS=()
 stop_servers() {
   if ((${#SRV_PIDS[@]} > 0)); then
@@ -93,7 +94,7 @@ start_server() {
   local d line fd
   d=$(mktemp -d "$T/srv.XXXXXX")
   mkfifo "$d/err"
-  tnl-server --listen 127.0.0.1:0 2>"$d/err" &
+  tnl-server --listen 127.0.0.1:0 ${SRV_FLAGS[@]+"${SRV_FLAGS[@]}"} 2>"$d/err" &
   SRV_PID=$!
   SRV_PIDS+=("$SRV_PID")
   exec {fd}<"$d/err"
@@ -108,6 +109,10 @@ start_server() {
   cat <&"$fd" >"$d/log" &
   exec {fd}<&-
   [[ -n $SRV_ADDR ]]
+}
+start_server_with() {
+  local -a SRV_FLAGS=("$@")
+  start_server
 }
 
 # block: waits for ever, or until a signal ends the shell or its trap exits;
