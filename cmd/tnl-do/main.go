@@ -169,6 +169,9 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 		return err
 	}
 	defer cl.Close()
+	// Before cl.Close (deferred calls run last first): the watchdog's copy
+	// of the connection must not keep it open (see Watchdog.Close).
+	defer wd.Close()
 
 	env := append(os.Environ(),
 		"TNL_LOCK="+name,

@@ -861,6 +861,50 @@ func TestWatchdogHoldsConnection(t *testing.T) {
 	}
 }
 
+// When the supervisor ends as it should, Close shuts down what Keep was
+// given: the other end (the server) sees the connection end at once, not
+// when the watchdog gets a processor to exit (here: stopped).
+func TestWatchdogCloseShutsDown(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Skip("no subreaper:", err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	dir := t.TempDir()
+	path, gate := filepath.Join(dir, "sock"), filepath.Join(dir, "go")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cmd, out := startHelper(t, "watchdog", `while [ ! -e `+gate+` ]; do sleep 0.01; done`, "SUPERVISE_KEEP="+path)
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pids := expectPids(t, out, "child", "group")
+	wdPid := pids["group"]
+	defer func() {
+		syscall.Kill(wdPid, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		syscall.Wait4(wdPid, &ws, 0, nil)
+	}()
+	waitIgnoring(t, wdPid)
+	syscall.Kill(wdPid, syscall.SIGSTOP)
+	waitState(t, wdPid, 'T')
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := expect(t, out, "exit "); got != "0" {
+		t.Fatalf("exit %s, want 0", got)
+	}
+	cmd.Wait()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read from the kept connection after a normal end, the watchdog stopped: %v, want EOF", err)
+	}
+}
+
 // waitState waits until the state letter of pid (in /proc/PID/stat) is st.
 func waitState(t *testing.T, pid int, st byte) {
 	t.Helper()

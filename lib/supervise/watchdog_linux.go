@@ -244,13 +244,19 @@ func (w *Watchdog) send(rc syscall.RawConn) error {
 
 // Close tells the watchdog that tnl-do is ending as it should: the watchdog
 // exits without killing anything, and lets go of what Keep gave it. Call it
-// once the command has ended (or when it never started). Without it, the
-// watchdog reads the end of the socket when tnl-do exits, and kills the
-// group: what the command left there, or, if the command never started,
-// the watchdog alone. It does not wait for a watchdog still being started.
+// once the command has ended (or when it never started), before closing
+// the connection given to Keep: Close shuts that connection down, so that
+// the server sees it end now, not when the watchdog gets a processor to
+// exit. Without Close, the watchdog reads the end of the socket when
+// tnl-do exits, and kills the group: what the command left there, or, if
+// the command never started, the watchdog alone. It does not wait for a
+// watchdog still being started.
 func (w *Watchdog) Close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.conn != nil && !w.closed {
+		_ = w.conn.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	}
 	w.closed = true
 	if w.f != nil {
 		standDown(w.f)
