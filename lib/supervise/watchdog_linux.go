@@ -40,7 +40,6 @@ type Watchdog struct {
 
 	mu      sync.Mutex
 	f       *os.File        // our end of the current one's socket pair
-	pid     int             // the current one
 	conn    syscall.RawConn // what Keep was given, for a replacement
 	closed  bool            // Close was called
 	retired bool            // the group is being killed, or the command was reaped
@@ -61,7 +60,7 @@ func StartWatchdog() *Watchdog {
 		}
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		w.pid, w.pgid = pid, pid
+		w.pgid = pid
 		if w.closed {
 			standDown(f)
 			return
@@ -181,11 +180,11 @@ func (w *Watchdog) monitor(f *os.File) {
 	w.rearms++
 	f.Close()
 	w.f = nil
-	nf, pid, err := forkWatchdog(w.pgid)
+	nf, _, err := forkWatchdog(w.pgid)
 	if err != nil {
 		return
 	}
-	w.f, w.pid = nf, pid
+	w.f = nf
 	if w.conn != nil {
 		_ = w.send(w.conn)
 	}
