@@ -14,6 +14,7 @@ import (
 	"github.com/tnl-lock/tnl/lib/client"
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/server"
+	"github.com/tnl-lock/tnl/test/deadline"
 )
 
 func startServer(t *testing.T, cfg server.Config) string {
@@ -113,7 +114,7 @@ func TestWaitIsServedInOrderAndHoldersShowsQueue(t *testing.T) {
 	lh.Release()
 	var order []string
 	for range n {
-		order = append(order, within(t, 10*time.Second, got, "the next waiter's grant after a release"))
+		order = append(order, deadline.Within(t, 10*time.Second, got, "the next waiter's grant after a release"))
 	}
 	if strings.Join(order, "") != "abcde" {
 		t.Fatalf("grant order %v, want a b c d e", order)
@@ -137,7 +138,7 @@ func TestContextEndsWaitAndLeavesQueue(t *testing.T) {
 		return len(infos) == 1 && len(infos[0].Waiters) == 1
 	})
 	cancel()
-	if err := within(t, 5*time.Second, errc, "Lock to return after its context was cancelled"); !errors.Is(err, context.Canceled) {
+	if err := deadline.Within(t, 5*time.Second, errc, "Lock to return after its context was cancelled"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 	// Lock waited for the answer to its release (up to a second, for a
@@ -211,7 +212,7 @@ func TestServerGoneLosesLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Close()
-	within(t, 5*time.Second, lease.Done(), "the lease to end after the server closed the connection")
+	deadline.Within(t, 5*time.Second, lease.Done(), "the lease to end after the server closed the connection")
 	if !errors.Is(lease.Err(), client.ErrLost) {
 		t.Fatalf("Err = %v", lease.Err())
 	}

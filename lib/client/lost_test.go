@@ -10,23 +10,8 @@ import (
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/client"
+	"github.com/tnl-lock/tnl/test/deadline"
 )
-
-// within waits up to d for ch to deliver (or close) and returns what came;
-// otherwise it fails the test, naming what did not come. It is for waits
-// whose only way to fail would be to hang until go test's own timeout.
-func within[T any](t testing.TB, d time.Duration, ch <-chan T, what string) T {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		t.Fatalf("%s: not within %v", what, d)
-		panic("unreachable")
-	}
-}
 
 // TestLostEndsThatLeaseOnly: a server's "lost,name:N" (an operator broke
 // the lock) ends the lease of N at once, with ErrLost and why, and nothing
@@ -96,7 +81,7 @@ func TestLostEndsThatLeaseOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(sendLost)
-	within(t, 5*time.Second, x.Done(), `lease x to end after "lost,name:x" (the client ignores "lost"?)`)
+	deadline.Within(t, 5*time.Second, x.Done(), `lease x to end after "lost,name:x" (the client ignores "lost"?)`)
 	want := "lock lost: broken by an operator on server " + l.Addr().String()
 	if err := x.Err(); !errors.Is(err, client.ErrLost) || err.Error() != want {
 		t.Fatalf("x.Err() = %v, want %q (errors.Is ErrLost)", err, want)
@@ -109,5 +94,5 @@ func TestLostEndsThatLeaseOnly(t *testing.T) {
 	if err := y.Release(); err != nil {
 		t.Fatalf("release y after x was lost: %v", err)
 	}
-	within(t, 5*time.Second, released, "the server to read the release of y")
+	deadline.Within(t, 5*time.Second, released, "the server to read the release of y")
 }

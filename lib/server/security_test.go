@@ -20,6 +20,7 @@ import (
 	"github.com/tnl-lock/tnl/lib/client"
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/server"
+	"github.com/tnl-lock/tnl/test/deadline"
 )
 
 func secureServer(t *testing.T, cfg server.Config, tlsCfg *tls.Config) string {
@@ -107,7 +108,7 @@ func TestShutdownNeedsAdminToken(t *testing.T) {
 	if got := exchange(t, addr, ".server-shutdown,auth:adm1n\n"); got != "shutting-down\n" {
 		t.Fatalf("got %q", got)
 	}
-	within(t, 5*time.Second, stopped, "OnShutdown after .server-shutdown with the admin token")
+	deadline.Within(t, 5*time.Second, stopped, "OnShutdown after .server-shutdown with the admin token")
 }
 
 func TestBreakTakesLockFromSessionAndLegacyHolders(t *testing.T) {
@@ -140,11 +141,11 @@ func TestBreakTakesLockFromSessionAndLegacyHolders(t *testing.T) {
 	if err := client.Break(ctx, client.Options{Addr: addr}, "a", "adm1n"); err != nil {
 		t.Fatal(err)
 	}
-	within(t, 5*time.Second, lease.Done(), `the broken lease to end (the client ignores "lost"?)`)
+	deadline.Within(t, 5*time.Second, lease.Done(), `the broken lease to end (the client ignores "lost"?)`)
 	if !errors.Is(lease.Err(), client.ErrLost) {
 		t.Fatalf("lease err %v", lease.Err())
 	}
-	if err := within(t, 5*time.Second, got, "the waiter's grant after the break"); err != nil {
+	if err := deadline.Within(t, 5*time.Second, got, "the waiter's grant after the break"); err != nil {
 		t.Fatalf("waiter: %v", err)
 	}
 	var se *client.ServerError

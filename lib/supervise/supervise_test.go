@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tnl-lock/tnl/lib/exitcode"
+	"github.com/tnl-lock/tnl/test/deadline"
 )
 
 // TestMain doubles as a helper process: with SUPERVISE_HELPER set, the test
@@ -244,7 +245,7 @@ func TestForward(t *testing.T) {
 	for _, s := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGHUP, syscall.SIGWINCH, syscall.SIGUSR1} {
 		p.Forward(s)
 		name := strings.TrimPrefix(unix.SignalName(s), "SIG")
-		if got := within(t, 5*time.Second, out, "the child's line after "+name); got != strings.ToLower(name) {
+		if got := deadline.Within(t, 5*time.Second, out, "the child's line after "+name); got != strings.ToLower(name) {
 			t.Fatalf("after %v: got %q", s, got)
 		}
 	}
@@ -573,18 +574,18 @@ func TestCancelOnSignal(t *testing.T) {
 func TestCatch(t *testing.T) {
 	sigs := make(chan os.Signal, 8)
 	waitReady, ready := Catch(sigs)
-	within(t, 5*time.Second, waitReady, "Catch's first channel")
+	deadline.Within(t, 5*time.Second, waitReady, "Catch's first channel")
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	if s := within(t, 5*time.Second, sigs, "SIGHUP from Catch"); s != syscall.SIGHUP {
+	if s := deadline.Within(t, 5*time.Second, sigs, "SIGHUP from Catch"); s != syscall.SIGHUP {
 		t.Fatalf("got %v, want SIGHUP", s)
 	}
-	within(t, 5*time.Second, ready, "Catch's second channel")
+	deadline.Within(t, 5*time.Second, ready, "Catch's second channel")
 	syscall.Kill(os.Getpid(), syscall.SIGUSR2)
-	if s := within(t, 5*time.Second, sigs, "SIGUSR2 from Catch"); s != syscall.SIGUSR2 {
+	if s := deadline.Within(t, 5*time.Second, sigs, "SIGUSR2 from Catch"); s != syscall.SIGUSR2 {
 		t.Fatalf("got %v, want SIGUSR2", s)
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGWINCH)
-	if s := within(t, 5*time.Second, sigs, "SIGWINCH from Catch"); s != syscall.SIGWINCH {
+	if s := deadline.Within(t, 5*time.Second, sigs, "SIGWINCH from Catch"); s != syscall.SIGWINCH {
 		t.Fatalf("got %v, want SIGWINCH", s)
 	}
 	signal.Stop(sigs)
