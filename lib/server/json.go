@@ -208,10 +208,16 @@ func (c *conn) spillChunk(b []byte, by time.Time) ([]byte, bool) {
 }
 
 // writeChunk writes b by the deadline.
+//
+// A peer that does not read is cut one of two ways, whichever comes first:
+// our write deadline, or the kernel, whose TCP_USER_TIMEOUT (set from the
+// dead-peer timeout, see lib/sockopt) also ends a connection whose peer has
+// advertised a zero window for that long; the write then fails with
+// ETIMEDOUT. Both are the same event for the operator.
 func (c *conn) writeChunk(b []byte, by time.Time) bool {
 	_ = c.nc.SetWriteDeadline(by)
 	if _, err := c.nc.Write(b); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) {
 			c.srv.rlog.Info("connection closed: answers not read in time", "remote", c.owner.Addr, "client_id", c.owner.ClientID, "timeout", c.srv.cfg.DeadPeerTimeout)
 		} else {
 			c.srv.log.Debug("write failed", "remote", c.owner.Addr, "err", err)
