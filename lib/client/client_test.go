@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,16 +159,11 @@ func TestContextEndsWaitAndLeavesQueue(t *testing.T) {
 func TestSilentServerLosesLease(t *testing.T) {
 	l := listen(t)
 	go func() {
-		c, err := l.Accept()
-		if err != nil {
+		c, r := acceptGrant(l, "0.4", 9)
+		if c == nil {
 			return
 		}
 		defer c.Close()
-		r := bufio.NewReader(c)
-		r.ReadString('\n')
-		io.WriteString(c, "session,dead-peer-timeout:0.4\n")
-		r.ReadString('\n')
-		io.WriteString(c, "ok,name:x,token:9\n")
 		io.Copy(io.Discard, r) // then silence
 	}()
 	c, err := client.Dial(context.Background(), client.Options{Addr: l.Addr().String(), DeadPeerTimeout: 10 * time.Second})
@@ -270,6 +266,24 @@ func listen(t *testing.T) net.Listener {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// acceptGrant plays the server's first part for one client on l: it opens
+// the session with the given dead-peer timeout (seconds, as on the wire)
+// and grants the first lock request, on name x, with token. It returns the
+// connection and its reader, or nil when l was closed; the caller closes
+// the connection. For scripted servers' goroutines: it never fails a test.
+func acceptGrant(l net.Listener, deadPeer string, token int) (net.Conn, *bufio.Reader) {
+	c, err := l.Accept()
+	if err != nil {
+		return nil, nil
+	}
+	r := bufio.NewReader(c)
+	r.ReadString('\n')
+	io.WriteString(c, "session,dead-peer-timeout:"+deadPeer+"\n")
+	r.ReadString('\n')
+	io.WriteString(c, "ok,name:x,token:"+strconv.Itoa(token)+"\n")
+	return c, r
 }
 
 func waitFor(t *testing.T, cond func() bool) {

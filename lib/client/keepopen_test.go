@@ -1,10 +1,8 @@
 package client_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +23,11 @@ func TestSilenceKeepsConnectionOpen(t *testing.T) {
 	}
 	events := make(chan event, 64)
 	go func() {
-		c, err := l.Accept()
-		if err != nil {
+		c, r := acceptGrant(l, "0.6", 3)
+		if c == nil {
 			return
 		}
 		defer c.Close()
-		r := bufio.NewReader(c)
-		r.ReadString('\n')
-		io.WriteString(c, "session,dead-peer-timeout:0.6\n")
-		r.ReadString('\n')
-		io.WriteString(c, "ok,name:x,token:3\n")
 		// Then silence: read what comes until the client closes.
 		for {
 			s, err := r.ReadString('\n')

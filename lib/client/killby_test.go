@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"strings"
@@ -31,16 +30,11 @@ func TestKillByFromLastAnsweredHeartbeat(t *testing.T) {
 			l := listen(t)
 			lastAnswered := make(chan time.Time, 1)
 			go func() {
-				c, err := l.Accept()
-				if err != nil {
+				c, r := acceptGrant(l, "0.8", 1)
+				if c == nil {
 					return
 				}
 				defer c.Close()
-				r := bufio.NewReader(c)
-				r.ReadString('\n')
-				io.WriteString(c, "session,dead-peer-timeout:0.8\n")
-				r.ReadString('\n')
-				io.WriteString(c, "ok,name:x,token:1\n")
 				var at time.Time
 				for n := 0; n < 3; {
 					line, err := r.ReadString('\n')

@@ -31,24 +31,6 @@ func tableOwner(id string) *lockd.Owner {
 	return &lockd.Owner{Info: lockd.Info{ClientID: id, Host: "host", PID: 7, Addr: "127.0.0.1:9"}, Notifier: nopNotifier{}}
 }
 
-// holdersLine asks .holders (of name, or of all) and returns the answer line.
-func holdersLine(t *testing.T, addr, name string) string {
-	t.Helper()
-	c := dial(t, addr)
-	defer c.close()
-	req := ".holders\n"
-	if name != "" {
-		req = ".holders,name:" + name + "\n"
-	}
-	c.send(req)
-	line, err := c.line()
-	if err != nil {
-		t.Fatalf("%s: %v after %d bytes", req, err, len(line))
-	}
-	c.expectEOF()
-	return line
-}
-
 // marshalHolders is the answer line encoding/json makes of doc.
 func marshalHolders(t *testing.T, doc server.HoldersDoc) string {
 	t.Helper()

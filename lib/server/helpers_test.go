@@ -269,6 +269,22 @@ func grab(t testing.TB, addr, name string) *peer {
 // holders fetches the .holders document of name (all names when name is "").
 func holders(t testing.TB, addr, name string) server.HoldersDoc {
 	t.Helper()
+	line := holdersLine(t, addr, name)
+	if !strings.HasPrefix(line, "holders,{") || !strings.HasSuffix(line, "}\n") {
+		t.Fatalf(".holders %q: got %q", name, line)
+	}
+	var doc server.HoldersDoc
+	dec := json.NewDecoder(strings.NewReader(strings.TrimPrefix(line, "holders,")))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf(".holders %q: decode %q: %v", name, line, err)
+	}
+	return doc
+}
+
+// holdersLine asks .holders (of name, or of all) and returns the answer line.
+func holdersLine(t testing.TB, addr, name string) string {
+	t.Helper()
 	c := dial(t, addr)
 	defer c.close()
 	req := ".holders\n"
@@ -277,17 +293,11 @@ func holders(t testing.TB, addr, name string) server.HoldersDoc {
 	}
 	c.send(req)
 	line, err := c.line()
-	if err != nil || !strings.HasPrefix(line, "holders,{") || !strings.HasSuffix(line, "}\n") {
-		t.Fatalf("%s: got %q (err %v)", req, line, err)
-	}
-	var doc server.HoldersDoc
-	dec := json.NewDecoder(strings.NewReader(strings.TrimPrefix(line, "holders,")))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("%s: decode %q: %v", req, line, err)
+	if err != nil {
+		t.Fatalf("%s: %v after %d bytes", req, err, len(line))
 	}
 	c.expectEOF()
-	return doc
+	return line
 }
 
 // waiterIDs lists the client ids queued for name, in queue order.
