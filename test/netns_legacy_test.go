@@ -33,11 +33,9 @@ const nsCutInRules = `table inet tnlcutin {
 func (l *nsLab) cutIn(ns string) error {
 	switch l.How {
 	case "nft":
-		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
-		cmd.Stdin = strings.NewReader(nsCutInRules)
-		return nsErr(cmd)
+		return nsNft(ns, nsCutInRules)
 	case "iptables":
-		return nsErr(exec.Command("ip", "netns", "exec", ns, "iptables", "-w", "-I", "INPUT", "1", "!", "-i", "lo", "-j", "DROP"))
+		return nsDrop(ns, "INPUT")
 	}
 	return fmt.Errorf("a one-way cut needs nft or iptables (cut by %s)", l.How)
 }

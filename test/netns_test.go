@@ -163,14 +163,12 @@ const nsCutRules = `table inet tnlcut {
 func (l *nsLab) Cut(ns string) error {
 	switch l.How {
 	case "nft":
-		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
-		cmd.Stdin = strings.NewReader(nsCutRules)
-		return nsErr(cmd)
+		return nsNft(ns, nsCutRules)
 	case "iptables":
-		if err := nsErr(exec.Command("ip", "netns", "exec", ns, "iptables", "-w", "-I", "INPUT", "1", "!", "-i", "lo", "-j", "DROP")); err != nil {
+		if err := nsDrop(ns, "INPUT"); err != nil {
 			return err
 		}
-		return nsErr(exec.Command("ip", "netns", "exec", ns, "iptables", "-w", "-I", "OUTPUT", "1", "!", "-o", "lo", "-j", "DROP"))
+		return nsDrop(ns, "OUTPUT")
 	default:
 		for _, dev := range l.links(ns) {
 			if err := nsErr(exec.Command("ip", "-n", ns, "link", "set", dev, "down")); err != nil {
@@ -179,6 +177,23 @@ func (l *nsLab) Cut(ns string) error {
 		}
 		return nil
 	}
+}
+
+// nsNft loads nft rules into ns.
+func nsNft(ns, rules string) error {
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	return nsErr(cmd)
+}
+
+// nsDrop puts an iptables rule first in chain (INPUT or OUTPUT) of ns that
+// drops every packet but those on its loopback.
+func nsDrop(ns, chain string) error {
+	dir := "-i"
+	if chain == "OUTPUT" {
+		dir = "-o"
+	}
+	return nsErr(exec.Command("ip", "netns", "exec", ns, "iptables", "-w", "-I", chain, "1", "!", dir, "lo", "-j", "DROP"))
 }
 
 // Heal undoes Cut.
