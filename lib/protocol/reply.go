@@ -70,6 +70,9 @@ type Reply struct {
 	Msg string
 	// DeadPeer is the server's dead-peer timeout, in a session answer.
 	DeadPeer time.Duration
+	// Degraded is why the server cannot grant every lock now, in an
+	// extension pong (pong,degraded:WHY); empty when it can.
+	Degraded string
 }
 
 // AppendReply appends the answer line for kind, ending in "\n". Empty name,
@@ -89,6 +92,29 @@ func AppendReply(b []byte, kind Kind, name string, token uint64, msg string) []b
 	if msg != "" {
 		b = append(b, ',')
 		b = append(b, msg...)
+	}
+	return append(b, '\n')
+}
+
+// AppendPong appends the answer to .ping: "pong", or, when degraded is not
+// empty (and only for an extension request: a legacy .ping is answered
+// plain "pong" whatever happens), "pong,degraded:WHY", where WHY is degraded
+// with commas turned into ';' and control characters into spaces, so that
+// it stays one value of one line.
+func AppendPong(b []byte, degraded string) []byte {
+	b = append(b, "pong"...)
+	if degraded != "" {
+		b = append(b, ",degraded:"...)
+		for i := 0; i < len(degraded); i++ {
+			switch c := degraded[i]; {
+			case c == ',':
+				b = append(b, ';')
+			case c < 0x20 || c == 0x7f:
+				b = append(b, ' ')
+			default:
+				b = append(b, c)
+			}
+		}
 	}
 	return append(b, '\n')
 }
@@ -166,6 +192,8 @@ func ParseReply(line []byte) (Reply, error) {
 				return r, ErrBadReply
 			}
 			r.DeadPeer = time.Duration(math.Round(f * float64(time.Second)))
+		case "degraded":
+			r.Degraded = string(v)
 		}
 	}
 	return r, nil

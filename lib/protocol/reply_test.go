@@ -454,3 +454,24 @@ func FuzzAppendReply(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendPong: a plain pong is tcpnetlock's, a degraded one carries its
+// reason as one value (commas and control characters replaced), and
+// ParseReply reads it back.
+func TestAppendPong(t *testing.T) {
+	for _, tc := range []struct{ why, line, back string }{
+		{"", "pong\n", ""},
+		{"disk full", "pong,degraded:disk full\n", "disk full"},
+		{"a,b\nc\x7fd", "pong,degraded:a;b c d\n", "a;b c d"},
+	} {
+		got := string(AppendPong(nil, tc.why))
+		if got != tc.line {
+			t.Errorf("AppendPong(%q) = %q, want %q", tc.why, got, tc.line)
+			continue
+		}
+		r, err := ParseReply([]byte(got))
+		if err != nil || r.Kind != KindPong || r.Degraded != tc.back {
+			t.Errorf("ParseReply(%q) = %+v, %v; want pong, degraded %q", got, r, err, tc.back)
+		}
+	}
+}

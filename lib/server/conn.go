@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -676,35 +675,12 @@ func (s *Server) logRefusal(name string, o *lockd.Owner, err error) {
 // table cannot grant every lock, pong,degraded:WHY. A legacy .ping gets
 // pong whatever happens: tcpnetlock's probes compare the whole line.
 func (c *conn) replyPing(ext bool) {
-	if ext {
-		if err := c.srv.table.Degraded(); err != nil {
-			c.out = append(c.out, "pong,degraded:"...)
-			c.out = append(c.out, pingValue(degradedWhy(err))...)
-			c.out = append(c.out, '\n')
-			return
-		}
+	why := ""
+	if err := c.srv.table.Degraded(); ext && err != nil {
+		// The same words as the refusals it causes.
+		why = lockd.ErrNotDurable.Error() + ": " + err.Error()
 	}
-	c.reply(protocol.KindPong, "", 0, "")
-}
-
-// degradedWhy is the reason shown for Table.Degraded's error: the same words
-// as the refusals it causes.
-func degradedWhy(err error) string {
-	return lockd.ErrNotDurable.Error() + ": " + err.Error()
-}
-
-// pingValue makes s fit a VALUE of an answer line: no comma (the field
-// separator), no line break or other control character.
-func pingValue(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == ',':
-			return ';'
-		case r < 0x20 || r == 0x7f:
-			return ' '
-		}
-		return r
-	}, s)
+	c.out = protocol.AppendPong(c.out, why)
 }
 
 func checkModes(req protocol.Request) string {
