@@ -8,7 +8,7 @@ import (
 
 // Listing a table of any size with bounded memory: FirstNames picks the
 // names to list, List copies their holders and waiters a page at a time.
-// Why not Snapshot: a peer can make the table huge (a million names, ten
+// Why not copy the whole table at once: a peer can make the table huge (a million names, ten
 // thousand waiters on each of thousands of names), and an answer that
 // copies all of it first takes hundreds of megabytes for a moment, and as
 // long as the peer does not read it.

@@ -113,7 +113,7 @@ type entry struct {
 	nexcl  int32         // exclusive holders + exclusive waiters
 	nheld  int32
 	nqueue int32
-	held   *Holder // doubly linked, oldest first, so Snapshot can bound it
+	held   *Holder // doubly linked, oldest first, so that a listing can bound it
 	htail  *Holder
 	qhead  *Holder
 	qtail  *Holder
@@ -670,52 +670,6 @@ type LockInfo struct {
 	Token   uint64 // latest grant
 	Holders []Party
 	Waiters []Party
-}
-
-// Snapshot returns the holders and waiters of the given names, or of every
-// name when none is given, sorted by name. Names without holders or waiters
-// are left out. maxParties bounds the holders and waiters listed per name
-// (0 = all), so that a huge shared lock cannot make one answer unbounded.
-func (t *Table) Snapshot(names []string, maxParties int) []LockInfo {
-	var out []LockInfo
-	collect := func(e *entry) {
-		li := LockInfo{Name: e.name, Mode: e.mode, Limit: int(e.limit), Token: e.token}
-		if e.nexcl == 0 {
-			// e.limit is left over from exclusive requests that are gone.
-			li.Limit = 1
-		}
-		for h := e.held; h != nil && (maxParties == 0 || len(li.Holders) < maxParties); h = h.next {
-			li.Holders = append(li.Holders, party(h))
-		}
-		if e.nheld == 0 {
-			li.Mode = protocol.Exclusive
-		}
-		for h := e.qhead; h != nil && (maxParties == 0 || len(li.Waiters) < maxParties); h = h.next {
-			li.Waiters = append(li.Waiters, party(h))
-		}
-		out = append(out, li)
-	}
-	if len(names) > 0 {
-		for _, n := range names {
-			s := t.shard(n)
-			s.mu.Lock()
-			if e := s.m[n]; e != nil {
-				collect(e)
-			}
-			s.mu.Unlock()
-		}
-	} else {
-		for i := range t.shards {
-			s := &t.shards[i]
-			s.mu.Lock()
-			for _, e := range s.m {
-				collect(e)
-			}
-			s.mu.Unlock()
-		}
-	}
-	sortInfos(out)
-	return out
 }
 
 func party(h *Holder) Party {
