@@ -64,6 +64,7 @@ type conn struct {
 	epolled  bool      // fd is in the parker's epoll set
 	noPark   bool      // parking failed: keep the goroutine, no park deadline
 	closing  bool      // the peer is gone (under wmu): no more direct answers
+	session  bool      // opened a session (counted in nsessions): the state may be stDone by the end
 
 	lnext, lprev *conn // Server.conns
 }
@@ -163,7 +164,7 @@ func (c *conn) run() {
 	}
 	// Closing releases everything held and cancels every wait, at once.
 	s.table.ReleaseAll(&c.owner)
-	if c.state == stSession {
+	if c.session {
 		s.nsessions.Add(-1)
 	}
 	if c.r < c.w && !s.stopping.Load() {
@@ -566,6 +567,7 @@ func (c *conn) handle(line []byte) {
 		}
 		c.owner.ClientID, c.owner.Host, c.owner.PID = req.ClientID, req.Host, req.PID
 		c.state = stSession
+		c.session = true
 		c.srv.nsessions.Add(1)
 		if tc, ok := c.nc.(*net.TCPConn); ok {
 			c.raw, _ = tc.SyscallConn()

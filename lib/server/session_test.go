@@ -222,3 +222,28 @@ func TestSessionLargeAnswersInBatches(t *testing.T) {
 	}
 	q.expect("pong\n")
 }
+
+// TestSessionsCounted: the sessions counter of .stats goes back down
+// however a session ends: .quit, a close by the peer, silence, a line too
+// long. (It once went down only for a peer that closed while the session
+// was open, so every .quit left a session counted for ever.)
+func TestSessionsCounted(t *testing.T) {
+	ts := start(t, server.Config{DeadPeerTimeout: time.Second, MaxLineLength: 64})
+	quit := dial(t, ts.addr)
+	quit.roundtrip(".session\n", "session,dead-peer-timeout:1\n")
+	quit.roundtrip(".quit\n", "bye\n")
+	quit.expectEOF()
+	long := dial(t, ts.addr)
+	long.roundtrip(".session\n", "session,dead-peer-timeout:1\n")
+	long.send(strings.Repeat("x", 100) + "\n")
+	long.expect("err,line too long\n")
+	silent := dial(t, ts.addr)
+	silent.roundtrip(".session\n", "session,dead-peer-timeout:1\n")
+	closed := dial(t, ts.addr)
+	closed.roundtrip(".session\n", "session,dead-peer-timeout:1\n")
+	closed.close()
+	eventually(t, "every session to end", func() bool { return ts.Stats().Connections == 0 })
+	if n := ts.Stats().Sessions; n != 0 {
+		t.Fatalf("%d sessions counted after all four ended, want 0", n)
+	}
+}
