@@ -15,10 +15,10 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tnl-lock/tnl/cmd/internal/cli"
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/supervise"
 	"github.com/tnl-lock/tnl/lib/client"
-	"github.com/tnl-lock/tnl/lib/cliflags"
-	"github.com/tnl-lock/tnl/lib/exitcode"
-	"github.com/tnl-lock/tnl/lib/supervise"
 )
 
 var version = ""
@@ -37,19 +37,19 @@ Exit status: the command's own; 128+N when signal N killed it; 123 (-E) not
 granted or the wait timed out; 122 the lock was lost; 125 the server could not
 be reached; 126/127 the command could not be run / was not found; 2 usage.`
 
-type cli struct {
+type grammar struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
-	cliflags.Client
-	cliflags.Lock
+	cli.Client
+	cli.Lock
 
-	Shell     bool              `short:"c" help:"Run the command with /bin/sh -c; give the whole command line as one argument."`
-	OnLost    string            `name:"on-lost" enum:"term,kill,ignore" default:"term" placeholder:"ACTION" help:"When the lock is lost while the command runs: term (SIGTERM to its process group, SIGKILL after --kill-after), kill (SIGKILL at once) or ignore (a warning). The exit status is 122. Default term."`
-	KillAfter cliflags.Duration `name:"kill-after" default:"10s" placeholder:"DURATION" help:"Grace between SIGTERM and SIGKILL with --on-lost term. Default 10s."`
-	LockName  string            `name:"lock-name" group:"tcpnetlock" placeholder:"NAME" help:"The lock name (tcpnetlock spelling); then NAME is not given."`
-	Retry     int               `group:"tcpnetlock" placeholder:"N" help:"When the lock is not granted, try N more times, --retry-wait apart (tcpnetlock; --wait keeps a place in the queue instead)."`
-	RetryWait cliflags.Duration `name:"retry-wait" group:"tcpnetlock" default:"10" placeholder:"SECONDS" help:"Time between two tries of --retry. Default 10."`
-	Name      string            `arg:"" optional:"" help:"The lock name."`
-	Command   []string          `arg:"" optional:"" passthrough:"partial" help:"The command and its arguments; put -- before it when it has options of its own."`
+	Shell     bool         `short:"c" help:"Run the command with /bin/sh -c; give the whole command line as one argument."`
+	OnLost    string       `name:"on-lost" enum:"term,kill,ignore" default:"term" placeholder:"ACTION" help:"When the lock is lost while the command runs: term (SIGTERM to its process group, SIGKILL after --kill-after), kill (SIGKILL at once) or ignore (a warning). The exit status is 122. Default term."`
+	KillAfter cli.Duration `name:"kill-after" default:"10s" placeholder:"DURATION" help:"Grace between SIGTERM and SIGKILL with --on-lost term. Default 10s."`
+	LockName  string       `name:"lock-name" group:"tcpnetlock" placeholder:"NAME" help:"The lock name (tcpnetlock spelling); then NAME is not given."`
+	Retry     int          `group:"tcpnetlock" placeholder:"N" help:"When the lock is not granted, try N more times, --retry-wait apart (tcpnetlock; --wait keeps a place in the queue instead)."`
+	RetryWait cli.Duration `name:"retry-wait" group:"tcpnetlock" default:"10" placeholder:"SECONDS" help:"Time between two tries of --retry. Default 10."`
+	Name      string       `arg:"" optional:"" help:"The lock name."`
+	Command   []string     `arg:"" optional:"" passthrough:"partial" help:"The command and its arguments; put -- before it when it has options of its own."`
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -79,17 +79,17 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	}
 	c, ok := fastParse(head, dashdash)
 	if !ok {
-		parser, err := cliflags.New(prog, description, &c, stdout, stderr, cliflags.VersionString(version))
+		parser, err := cli.New(prog, description, &c, stdout, stderr, cli.VersionString(version))
 		if err != nil {
 			return err
 		}
-		_, done, err := cliflags.Parse(parser, head)
+		_, done, err := cli.Parse(parser, head)
 		if done {
 			return err
 		}
 		if err != nil {
 			if !dashdash && strings.HasPrefix(err.Error(), "unknown flag") {
-				return cliflags.Usage(errors.Unwrap(err), "put -- before the command when it has options of its own: tnl-do [flags] NAME -- COMMAND [ARG...]")
+				return cli.Usage(errors.Unwrap(err), "put -- before the command when it has options of its own: tnl-do [flags] NAME -- COMMAND [ARG...]")
 			}
 			return err
 		}
@@ -107,14 +107,14 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	wd := supervise.StartWatchdog()
 	defer wd.Close()
 	if err := client.ValidName(name); err != nil {
-		return cliflags.Usage(err, "")
+		return cli.Usage(err, "")
 	}
 	if c.Retry < 0 {
-		return cliflags.Usage(fmt.Errorf("--retry %d: must not be negative", c.Retry), "")
+		return cli.Usage(fmt.Errorf("--retry %d: must not be negative", c.Retry), "")
 	}
 	onLost, err := supervise.ParseOnLost(c.OnLost)
 	if err != nil {
-		return cliflags.Usage(err, "")
+		return cli.Usage(err, "")
 	}
 	addr, err := c.Addr()
 	if err != nil {
@@ -136,7 +136,7 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	// runs.
 	ctx, stop := supervise.CancelOnSignal(context.Background(), sigs)
 
-	req := cliflags.Request{
+	req := cli.Request{
 		Prog: prog,
 		Name: name,
 		Dial: dial,
@@ -146,7 +146,7 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 		Retry:     c.Retry,
 		RetryWait: time.Duration(c.RetryWait),
 		Verbose:   c.IsVerbose(),
-		Talk:      c.IsVerbose() || cliflags.IsTerminal(rawStderr),
+		Talk:      c.IsVerbose() || cli.IsTerminal(rawStderr),
 		Stderr:    stderr,
 		Ready:     waitReady,
 	}
@@ -251,19 +251,19 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 // TestFastParse checks that both give the same result. The other variables
 // ($TNL_SERVER, $TNL_CLIENT_ID, $TNL_AUTH_TOKEN_FILE, $TNL_TLS...) are read
 // after parsing, by the same code on both paths.
-func fastParse(head []string, dashdash bool) (c cli, ok bool) {
+func fastParse(head []string, dashdash bool) (c grammar, ok bool) {
 	if !dashdash || len(head) != 1 || strings.HasPrefix(head[0], "-") {
-		return cli{}, false
+		return grammar{}, false
 	}
 	c.Name = head[0]
 	c.Limit = 1
 	c.ConflictExitCode = exitcode.Conflict
 	c.OnLost = "term"
-	c.KillAfter = cliflags.Duration(10 * time.Second)
-	c.RetryWait = cliflags.Duration(10 * time.Second)
+	c.KillAfter = cli.Duration(10 * time.Second)
+	c.RetryWait = cli.Duration(10 * time.Second)
 	if v, set := os.LookupEnv("TNL_WAIT"); set {
 		if err := c.Wait.UnmarshalText([]byte(v)); err != nil {
-			return cli{}, false
+			return grammar{}, false
 		}
 	}
 	return c, true
@@ -271,7 +271,7 @@ func fastParse(head []string, dashdash bool) (c cli, ok bool) {
 
 // nameAndCommand sorts out the lock name and the command from the
 // positional arguments, in both spellings.
-func (c *cli) nameAndCommand(tail []string, dashdash bool) (string, []string, error) {
+func (c *grammar) nameAndCommand(tail []string, dashdash bool) (string, []string, error) {
 	name, cmd := c.Name, c.Command
 	if dashdash {
 		if len(cmd) > 0 || (c.LockName != "" && name != "") {
@@ -285,7 +285,7 @@ func (c *cli) nameAndCommand(tail []string, dashdash bool) (string, []string, er
 	}
 	if c.LockName != "" {
 		if dashdash && name != "" {
-			return "", nil, cliflags.Usage(fmt.Errorf("lock name given twice: %q and --lock-name %q", name, c.LockName), "")
+			return "", nil, cli.Usage(fmt.Errorf("lock name given twice: %q and --lock-name %q", name, c.LockName), "")
 		}
 		if !dashdash && name != "" {
 			// tnl_do --lock-name NAME COMMAND ARG...: the first word
@@ -296,13 +296,13 @@ func (c *cli) nameAndCommand(tail []string, dashdash bool) (string, []string, er
 	}
 	switch {
 	case name == "":
-		return "", nil, cliflags.Usage(errors.New("missing the lock name"), "usage: tnl-do [flags] NAME -- COMMAND [ARG...]")
+		return "", nil, cli.Usage(errors.New("missing the lock name"), "usage: tnl-do [flags] NAME -- COMMAND [ARG...]")
 	case len(cmd) == 0:
-		return "", nil, cliflags.Usage(errors.New("missing the command to run"), "usage: tnl-do [flags] NAME -- COMMAND [ARG...]")
+		return "", nil, cli.Usage(errors.New("missing the command to run"), "usage: tnl-do [flags] NAME -- COMMAND [ARG...]")
 	}
 	if c.Shell {
 		if len(cmd) != 1 {
-			return "", nil, cliflags.Usage(fmt.Errorf("--shell takes the command line as one argument, got %d", len(cmd)), "quote it: tnl-do -c NAME 'COMMAND | ...'")
+			return "", nil, cli.Usage(fmt.Errorf("--shell takes the command line as one argument, got %d", len(cmd)), "quote it: tnl-do -c NAME 'COMMAND | ...'")
 		}
 		return name, []string{"/bin/sh", "-c", cmd[0]}, nil
 	}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/tnl-lock/tnl/lib/cliflags"
+	"github.com/tnl-lock/tnl/cmd/internal/cli"
 )
 
 // The fast path must agree with kong on every line it accepts, and leave
@@ -48,12 +48,12 @@ func TestFastParse(t *testing.T) {
 		if !ok {
 			continue
 		}
-		var kc cli
-		p, err := cliflags.New(prog, description, &kc, io.Discard, io.Discard, "x")
+		var kc grammar
+		p, err := cli.New(prog, description, &kc, io.Discard, io.Discard, "x")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := cliflags.Parse(p, head); err != nil {
+		if _, _, err := cli.Parse(p, head); err != nil {
 			t.Fatalf("%q: kong: %v", tc.args, err)
 		}
 		if !reflect.DeepEqual(fc, kc) {

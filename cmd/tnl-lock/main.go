@@ -14,10 +14,10 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tnl-lock/tnl/cmd/internal/cli"
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/supervise"
 	"github.com/tnl-lock/tnl/lib/client"
-	"github.com/tnl-lock/tnl/lib/cliflags"
-	"github.com/tnl-lock/tnl/lib/exitcode"
-	"github.com/tnl-lock/tnl/lib/supervise"
 )
 
 var version = ""
@@ -43,10 +43,10 @@ Exit status: 0 released; 123 (-E) not granted or the wait timed out; 122 the
 lock was lost while held (one line on standard error); 125 the server could
 not be reached; 128+N signal N ended the wait; 2 usage.`
 
-type cli struct {
+type grammar struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
-	cliflags.Client
-	cliflags.Lock
+	cli.Client
+	cli.Lock
 	LostDeadline bool   `name:"lost-deadline" help:"When the lock is lost, print \"lost\" on standard output at once, and exit (122) only at the deadline by which whatever used it must have stopped: 3/4 of the dead-peer timeout after the server last heard from tnl-lock (sooner at end of input or a signal)."`
 	Name         string `arg:"" help:"The lock name."`
 }
@@ -56,19 +56,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var c cli
-	parser, err := cliflags.New(prog, description, &c, stdout, stderr, cliflags.VersionString(version))
+	var c grammar
+	parser, err := cli.New(prog, description, &c, stdout, stderr, cli.VersionString(version))
 	if err != nil {
 		return err
 	}
-	if _, done, err := cliflags.Parse(parser, args); done || err != nil {
+	if _, done, err := cli.Parse(parser, args); done || err != nil {
 		return err
 	}
 	if err := c.Lock.Check(); err != nil {
 		return err
 	}
 	if err := client.ValidName(c.Name); err != nil {
-		return cliflags.Usage(err, "")
+		return cli.Usage(err, "")
 	}
 	addr, err := c.Addr()
 	if err != nil {
@@ -78,14 +78,14 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	req := cliflags.Request{
+	req := cli.Request{
 		Prog:     prog,
 		Name:     c.Name,
 		Dial:     dial,
 		Lock:     c.LockOptions(),
 		Conflict: c.ConflictExitCode,
 		Verbose:  c.IsVerbose(),
-		Talk:     c.IsVerbose() || cliflags.IsTerminal(stderr),
+		Talk:     c.IsVerbose() || cli.IsTerminal(stderr),
 		Stderr:   stderr,
 	}
 

@@ -20,7 +20,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/tnl-lock/tnl/lib/cliflags"
+	"github.com/tnl-lock/tnl/cmd/internal/cli"
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
 	"github.com/tnl-lock/tnl/lib/server"
@@ -30,7 +30,7 @@ var version = ""
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-type cli struct {
+type grammar struct {
 	Listen           string           `help:"Address to listen on: HOST:PORT, or HOST with --port." env:"TNL_LISTEN" default:"127.0.0.1:7654" placeholder:"ADDR"`
 	Port             *int             `help:"Port to listen on (overrides the port of --listen; 0 picks a free one)." placeholder:"N"`
 	StateDir         string           `help:"Directory for durable state (fencing tokens); without it tokens restart from 1." env:"TNL_STATE_DIR" placeholder:"DIR"`
@@ -65,7 +65,7 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	var c cli
+	var c grammar
 	exit := -1
 	parser, err := kong.New(&c,
 		kong.Name("tnl-server"),
@@ -98,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func serve(c *cli, stderr io.Writer) error {
+func serve(c *grammar, stderr io.Writer) error {
 	addr, err := listenAddr(c.Listen, c.Port)
 	if err != nil {
 		return &exitError{2, err}
@@ -268,7 +268,7 @@ func readSecret(path, flag string, log *slog.Logger) (string, error) {
 	return tok, nil
 }
 
-func serverTLS(c *cli) (*tls.Config, error) {
+func serverTLS(c *grammar) (*tls.Config, error) {
 	if c.TLSCert == "" && c.TLSKey == "" {
 		if c.TLSClientCA != "" {
 			return nil, &exitError{2, errors.New("--tls-client-ca needs --tls-cert and --tls-key")}
@@ -326,7 +326,7 @@ func unwrapOp(err error) error {
 	return err
 }
 
-func newLogger(c *cli, w io.Writer) *slog.Logger {
+func newLogger(c *grammar, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.LogLevel))
 	if c.Info {
@@ -364,4 +364,4 @@ func noCap(n int) int {
 	return n
 }
 
-func versionString() string { return cliflags.VersionString(version) }
+func versionString() string { return cli.VersionString(version) }

@@ -17,9 +17,9 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tnl-lock/tnl/cmd/internal/cli"
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/lib/client"
-	"github.com/tnl-lock/tnl/lib/cliflags"
-	"github.com/tnl-lock/tnl/lib/exitcode"
 )
 
 var version = ""
@@ -37,15 +37,15 @@ order, and the server's counters; only the named locks when NAMEs are given.
 Exit status: 0; 1 --break of a lock nobody holds; 125 the server could not be
 reached, or refused (a secret it does not accept); 2 usage.`
 
-type cli struct {
+type grammar struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
-	cliflags.Server
-	cliflags.Security
-	JSON           bool              `name:"json" help:"Print one JSON object (schema in tnl-stats(1)) instead of the table."`
-	Timeout        cliflags.Duration `default:"10s" placeholder:"DURATION" help:"Give up on a server that does not answer within DURATION (30s, 2 = seconds). Default 10s."`
-	Break          string            `name:"break" placeholder:"NAME" help:"Break the lock NAME: take it from its holders, for a holder that is alive but stuck (its tnl-do stops its command and exits 122). Needs --admin-token-file."`
-	AdminTokenFile string            `name:"admin-token-file" placeholder:"FILE" help:"The operator's secret, for --break: the file given to tnl-server --admin-token-file. Default: $TNL_ADMIN_TOKEN_FILE."`
-	Names          []string          `arg:"" optional:"" name:"name" help:"Lock names to show; all when none is given."`
+	cli.Server
+	cli.Security
+	JSON           bool         `name:"json" help:"Print one JSON object (schema in tnl-stats(1)) instead of the table."`
+	Timeout        cli.Duration `default:"10s" placeholder:"DURATION" help:"Give up on a server that does not answer within DURATION (30s, 2 = seconds). Default 10s."`
+	Break          string       `name:"break" placeholder:"NAME" help:"Break the lock NAME: take it from its holders, for a holder that is alive but stuck (its tnl-do stops its command and exits 122). Needs --admin-token-file."`
+	AdminTokenFile string       `name:"admin-token-file" placeholder:"FILE" help:"The operator's secret, for --break: the file given to tnl-server --admin-token-file. Default: $TNL_ADMIN_TOKEN_FILE."`
+	Names          []string     `arg:"" optional:"" name:"name" help:"Lock names to show; all when none is given."`
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -84,17 +84,17 @@ type Party struct {
 }
 
 func stats(args []string, stdout, stderr io.Writer) error {
-	var c cli
-	parser, err := cliflags.New(prog, description, &c, stdout, stderr, cliflags.VersionString(version))
+	var c grammar
+	parser, err := cli.New(prog, description, &c, stdout, stderr, cli.VersionString(version))
 	if err != nil {
 		return err
 	}
-	if _, done, err := cliflags.Parse(parser, args); done || err != nil {
+	if _, done, err := cli.Parse(parser, args); done || err != nil {
 		return err
 	}
 	for _, n := range c.Names {
 		if err := client.ValidName(n); err != nil {
-			return cliflags.Usage(err, "")
+			return cli.Usage(err, "")
 		}
 	}
 	addr, err := c.Addr()
@@ -103,7 +103,7 @@ func stats(args []string, stdout, stderr io.Writer) error {
 	}
 	timeout := time.Duration(c.Timeout)
 	if timeout <= 0 {
-		return cliflags.Usage(fmt.Errorf("--timeout %v: must be more than 0", timeout), "")
+		return cli.Usage(fmt.Errorf("--timeout %v: must be more than 0", timeout), "")
 	}
 	token, tlsConfig, err := c.Security.Load(os.Getenv)
 	if err != nil {
@@ -116,11 +116,11 @@ func stats(args []string, stdout, stderr io.Writer) error {
 		return breakLock(ctx, c, opts, stdout)
 	}
 	if c.AdminTokenFile != "" {
-		return cliflags.Usage(errors.New("--admin-token-file is for --break"), "")
+		return cli.Usage(errors.New("--admin-token-file is for --break"), "")
 	}
 	cl, err := client.Dial(ctx, opts)
 	if err != nil {
-		return cliflags.DialError(opts, err)
+		return cli.DialError(opts, err)
 	}
 	defer cl.Close()
 	infos, trunc, err := cl.Holders(ctx, c.Names...)
@@ -175,26 +175,26 @@ func (e *errWriter) Write(b []byte) (int, error) {
 // breakLock is --break: one .break request with the admin secret. The
 // statuses: 0 broken, 1 nobody held it (as grep finds nothing), 125 the
 // server could not be reached or refused the secret, 2 usage.
-func breakLock(ctx context.Context, c cli, opts client.Options, stdout io.Writer) error {
+func breakLock(ctx context.Context, c grammar, opts client.Options, stdout io.Writer) error {
 	name := c.Break
 	switch {
 	case len(c.Names) > 0:
-		return cliflags.Usage(fmt.Errorf("--break takes one lock name; got %q as well", c.Names[0]), "break one lock at a time: tnl-stats --break NAME")
+		return cli.Usage(fmt.Errorf("--break takes one lock name; got %q as well", c.Names[0]), "break one lock at a time: tnl-stats --break NAME")
 	case c.JSON:
-		return cliflags.Usage(errors.New("--break and --json cannot be used together"), "")
+		return cli.Usage(errors.New("--break and --json cannot be used together"), "")
 	}
 	if err := client.ValidName(name); err != nil {
-		return cliflags.Usage(err, "")
+		return cli.Usage(err, "")
 	}
 	path, from := c.AdminTokenFile, "--admin-token-file"
 	if path == "" {
 		path, from = os.Getenv("TNL_ADMIN_TOKEN_FILE"), "$TNL_ADMIN_TOKEN_FILE"
 	}
 	if path == "" {
-		return cliflags.Usage(errors.New("--break needs the operator's secret"),
+		return cli.Usage(errors.New("--break needs the operator's secret"),
 			"give --admin-token-file FILE or set TNL_ADMIN_TOKEN_FILE: the file tnl-server was started with")
 	}
-	admin, err := cliflags.ReadSecret(path, from)
+	admin, err := cli.ReadSecret(path, from)
 	if err != nil {
 		return err
 	}
@@ -215,7 +215,7 @@ func breakLock(ctx context.Context, c cli, opts client.Options, stdout io.Writer
 		}
 		return &exitcode.Error{Code: exitcode.Unreachable, Err: err}
 	}
-	return cliflags.DialError(opts, err)
+	return cli.DialError(opts, err)
 }
 
 // exitcodeNotHeld is --break's status when nobody held the lock.
@@ -292,5 +292,5 @@ func row(tw io.Writer, name, mode, state string, h Party, now time.Time, token s
 	if h.PID > 0 {
 		pid = strconv.Itoa(h.PID)
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, mode, state, client, host, pid, cliflags.Since(h.Since, now), token)
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, mode, state, client, host, pid, cli.Since(h.Since, now), token)
 }

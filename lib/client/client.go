@@ -35,8 +35,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tnl-lock/tnl/lib/internal/sockopt"
 	"github.com/tnl-lock/tnl/lib/protocol"
-	"github.com/tnl-lock/tnl/lib/sockopt"
 )
 
 // DefaultAddr is where tnl-server listens unless told otherwise.

@@ -211,7 +211,7 @@ func (c *conn) spillChunk(b []byte, by time.Time) ([]byte, bool) {
 //
 // A peer that does not read is cut one of two ways, whichever comes first:
 // our write deadline, or the kernel, whose TCP_USER_TIMEOUT (set from the
-// dead-peer timeout, see lib/sockopt) also ends a connection whose peer has
+// dead-peer timeout, see lib/internal/sockopt) also ends a connection whose peer has
 // advertised a zero window for that long; the write then fails with
 // ETIMEDOUT. Both are the same event for the operator.
 func (c *conn) writeChunk(b []byte, by time.Time) bool {

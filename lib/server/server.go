@@ -22,9 +22,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tnl-lock/tnl/lib/internal/sockopt"
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
-	"github.com/tnl-lock/tnl/lib/sockopt"
 )
 
 // Defaults for Config.

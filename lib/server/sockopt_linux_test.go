@@ -67,7 +67,7 @@ func readTCPOpts(t *testing.T, c *net.TCPConn) tcpOpts {
 
 // TestAcceptedSocketOptions: Serve sets TCP_USER_TIMEOUT and keepalive on
 // every accepted connection, plain or TLS, from Config.DeadPeerTimeout (see
-// lib/sockopt): for 20s, a user timeout of 0.9 × 20s = 18000ms, and
+// lib/internal/sockopt): for 20s, a user timeout of 0.9 × 20s = 18000ms, and
 // keepalive probes after 10s idle, 2s apart, 4 of them. Without the user
 // timeout a holder that vanished while the server had unacknowledged data
 // on its connection would keep its lock until the kernel gives up, about

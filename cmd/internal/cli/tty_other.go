@@ -1,6 +1,6 @@
 //go:build !linux
 
-package cliflags
+package cli
 
 import "os"
 

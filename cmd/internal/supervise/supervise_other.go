@@ -12,7 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/tnl-lock/tnl/lib/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 )
 
 // Process is a running command.

@@ -21,7 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tnl-lock/tnl/lib/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/test/deadline"
 )
 

@@ -1,4 +1,4 @@
-package cliflags
+package cli
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/tnl-lock/tnl/lib/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 )
 
 func env(m map[string]string) func(string) string {

@@ -1,4 +1,4 @@
-package cliflags
+package cli
 
 import (
 	"crypto/tls"
@@ -12,8 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/lib/client"
-	"github.com/tnl-lock/tnl/lib/exitcode"
 )
 
 // Security is how to prove who we are to the server and how to talk to it:

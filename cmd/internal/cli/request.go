@@ -1,4 +1,4 @@
-package cliflags
+package cli
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/lib/client"
-	"github.com/tnl-lock/tnl/lib/exitcode"
 )
 
 // LockOptions turns the lock flags into the client's options.

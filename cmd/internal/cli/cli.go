@@ -1,4 +1,4 @@
-// Package cliflags holds the kong grammar shared by tnl's client commands
+// Package cli holds the kong grammar shared by tnl's client commands
 // (tnl-lock, tnl-do, tnl-stats): the common client flags of the contract
 // (server, client id, wait, shared, limit, conflict exit code, verbose), the
 // shared secret and TLS, their environment variables, tcpnetlock's spellings of them, and the small pieces
@@ -7,7 +7,7 @@
 //
 // It does not dial, lock or run anything; it turns argv and the environment
 // into values, and says clearly when they are wrong.
-package cliflags
+package cli
 
 import (
 	"errors"
@@ -24,8 +24,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/lib/client"
-	"github.com/tnl-lock/tnl/lib/exitcode"
 	"github.com/tnl-lock/tnl/lib/protocol"
 )
 

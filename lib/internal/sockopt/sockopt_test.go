@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tnl-lock/tnl/lib/sockopt"
+	"github.com/tnl-lock/tnl/lib/internal/sockopt"
 )
 
 // TestRule: keepalive first probes after half the dead-peer timeout, then

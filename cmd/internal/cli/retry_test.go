@@ -1,4 +1,4 @@
-package cliflags
+package cli
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/lib/client"
-	"github.com/tnl-lock/tnl/lib/exitcode"
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/server"
 )

@@ -1,4 +1,4 @@
-package cliflags
+package cli
 
 import (
 	"crypto/ecdsa"
@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/lib/client"
-	"github.com/tnl-lock/tnl/lib/exitcode"
 )
 
 func write(t *testing.T, dir, name, content string) string {

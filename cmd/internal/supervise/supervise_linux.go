@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tnl-lock/tnl/lib/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 )
 
 // LookPath finds the program named by name as a shell would: a name with a
