@@ -150,12 +150,12 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 		Stderr:    stderr,
 		Ready:     waitReady,
 	}
-	cl, lease, err := req.Do(ctx)
+	cl, lock, err := req.Do(ctx)
 	if sig := stop(); sig != nil {
 		// A signal ended the wait, or came right after the grant: the
 		// command must not start.
-		if lease != nil {
-			lease.Release()
+		if lock != nil {
+			lock.Release()
 		}
 		if cl != nil {
 			cl.Close()
@@ -175,14 +175,14 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 
 	env := append(os.Environ(),
 		"TNL_LOCK="+name,
-		"TNL_FENCE="+strconv.FormatUint(lease.Token(), 10),
+		"TNL_FENCE="+strconv.FormatUint(lock.Token(), 10),
 		"TNL_SERVER="+addr,
 	)
 	<-ready
 	select {
-	case <-lease.Done():
+	case <-lock.Done():
 		// Lost between the grant and now: do not start the command at all.
-		why := strings.TrimPrefix(fmt.Sprint(lease.Err()), client.ErrLost.Error()+": ")
+		why := strings.TrimPrefix(fmt.Sprint(lock.Err()), client.ErrLost.Error()+": ")
 		return exitcode.New(exitcode.Lost, "lock %s lost before the command started: %s; nothing was run", name, why)
 	default:
 	}
@@ -196,21 +196,21 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	p, err := supervise.Start(supervise.Config{Path: path, Argv: argv, Env: env, Watchdog: wd,
 		Stdin: fileOr(nil, os.Stdin), Stdout: fileOr(stdout, os.Stdout), Stderr: fileOr(rawStderr, os.Stderr)})
 	if err != nil {
-		lease.Release()
+		lock.Release()
 		return err
 	}
 	killAfter := time.Duration(c.KillAfter)
 	res := p.Supervise(supervise.Options{
 		Signals:   sigs,
-		Lost:      lease.Done(),
+		Lost:      lock.Done(),
 		OnLost:    onLost,
 		KillAfter: killAfter,
 		// After a loss the server may give the lock to someone else soon
 		// after the dead-peer timeout has passed without a word from us:
-		// SIGKILL comes at 3/4 of it at the latest (client.Lease.KillBy).
-		KillBy: lease.KillBy,
+		// SIGKILL comes at 3/4 of it at the latest (client.Lock.KillBy).
+		KillBy: lock.KillBy,
 		LostHook: func(grace time.Duration) {
-			why := strings.TrimPrefix(fmt.Sprint(lease.Err()), client.ErrLost.Error()+": ")
+			why := strings.TrimPrefix(fmt.Sprint(lock.Err()), client.ErrLost.Error()+": ")
 			switch {
 			case onLost == supervise.Term && grace > 0:
 				fmt.Fprintf(stderr, "%s: lock %s lost: %s; stopping the command (SIGTERM, SIGKILL after %v)\n", prog, name, why, grace.Round(time.Millisecond))
@@ -234,7 +234,7 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	// (Closing the connection would release it too, but the server might
 	// see the close only after that next request.) A failure changes
 	// nothing for the command; the server releases on close anyway.
-	if err := lease.Release(); err != nil {
+	if err := lock.Release(); err != nil {
 		if req.Verbose {
 			fmt.Fprintf(stderr, "%s: releasing %s: %v\n", prog, name, err)
 		}

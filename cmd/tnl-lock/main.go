@@ -128,10 +128,10 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
-	cl, lease, err := req.Do(ctx)
+	cl, lock, err := req.Do(ctx)
 	if sig := stop(); sig != nil {
-		if lease != nil {
-			lease.Release()
+		if lock != nil {
+			lock.Release()
 		}
 		if cl != nil {
 			cl.Close()
@@ -139,7 +139,7 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return exitcode.Silent(exitcode.FromSignal(sig.(syscall.Signal)))
 	}
 	if err != nil {
-		if lease == nil && sctx.Err() == nil && ctx.Err() != nil {
+		if lock == nil && sctx.Err() == nil && ctx.Err() != nil {
 			// The end of input ended the wait; Do has left the queue.
 			if req.Talk {
 				return exitcode.New(req.Conflict, "lock %s not granted: end of input while waiting", c.Name)
@@ -152,8 +152,8 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	// The one line a script waits for. os.Stdout is not buffered, so it is
 	// out the moment Fprintf returns.
-	if _, err := fmt.Fprintf(stdout, "%d\n", lease.Token()); err != nil {
-		lease.Release()
+	if _, err := fmt.Fprintf(stdout, "%d\n", lock.Token()); err != nil {
+		lock.Release()
 		return fmt.Errorf("cannot print the token: %w", err)
 	}
 	if req.Verbose {
@@ -166,8 +166,8 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if req.Verbose {
 			fmt.Fprintf(stderr, "%s: %v\n", prog, sig)
 		}
-	case <-lease.Done():
-		why := strings.TrimPrefix(fmt.Sprint(lease.Err()), client.ErrLost.Error()+": ")
+	case <-lock.Done():
+		why := strings.TrimPrefix(fmt.Sprint(lock.Err()), client.ErrLost.Error()+": ")
 		if !c.LostDeadline {
 			return exitcode.New(exitcode.Lost, "lock %s lost: %s", c.Name, why)
 		}
@@ -178,7 +178,7 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		// tnl-do keeps it for a command that is still stopping.
 		fmt.Fprintln(stdout, "lost")
 		fmt.Fprintf(stderr, "%s: lock %s lost: %s\n", prog, c.Name, why)
-		if left := time.Until(lease.KillBy()); left > 0 {
+		if left := time.Until(lock.KillBy()); left > 0 {
 			t := time.NewTimer(left)
 			defer t.Stop()
 			select {
@@ -189,7 +189,7 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return exitcode.Silent(exitcode.Lost)
 	}
-	if err := lease.Release(); err != nil {
+	if err := lock.Release(); err != nil {
 		// The lock went away while we were letting it go: it is released
 		// either way, but it was not held to the end.
 		why := strings.TrimPrefix(err.Error(), client.ErrLost.Error()+": ")

@@ -94,12 +94,12 @@ func TestCancelledLockEndsWithItsReleaseAnswer(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("Lock did not return after the release was answered")
 			}
-			lease, err := c.Lock(context.Background(), "x", client.LockOptions{})
+			lock, err := c.Lock(context.Background(), "x", client.LockOptions{})
 			if err != nil {
-				t.Fatalf("the next Lock: %v, want the lease of its own answer", err)
+				t.Fatalf("the next Lock: %v, want the lock of its own answer", err)
 			}
-			if lease.Token() != 9 {
-				t.Fatalf("the next Lock got token %d, want 9", lease.Token())
+			if lock.Token() != 9 {
+				t.Fatalf("the next Lock got token %d, want 9", lock.Token())
 			}
 			if s := <-lines; !strings.HasPrefix(s, "lock,name:x") {
 				t.Fatalf("server read %q, want the next lock", s)

@@ -2,18 +2,18 @@
 // connection) that holds any number of locks, with heartbeats both ways.
 //
 //	c, err := client.Dial(ctx, client.Options{Addr: "10.0.0.5:7654"})
-//	lease, err := c.Lock(ctx, "nightly-backup", client.LockOptions{Wait: 5 * time.Minute})
-//	defer lease.Release()
-//	select { case <-lease.Done(): /* lost: lease.Err() says why */ ... }
+//	lock, err := c.Lock(ctx, "nightly-backup", client.LockOptions{Wait: 5 * time.Minute})
+//	defer lock.Release()
+//	select { case <-lock.Done(): /* lost: lock.Err() says why */ ... }
 //
 // Lock loss is honest and early: the client sends a heartbeat every sixth of
-// the dead-peer timeout and declares every lease lost when the server has
+// the dead-peer timeout and declares every lock lost when the server has
 // been silent for half of it, so that a program can stop its work before the
 // server (which waits the whole timeout) could grant the lock to anyone else.
-// A lost lease says by when that work must have stopped at the latest
-// (Lease.KillBy): 3/4 of the timeout after the last word from the server.
+// A lost lock says by when that work must have stopped at the latest
+// (Lock.KillBy): 3/4 of the timeout after the last word from the server.
 //
-// It deliberately does not retry or reconnect: a lease lost is lost, and
+// It deliberately does not retry or reconnect: a lost lock is lost, and
 // a new Dial makes a new session, which is what lock users must reason about.
 package client
 
@@ -45,7 +45,7 @@ const DefaultAddr = "127.0.0.1:7654"
 // Forever, as LockOptions.Wait, waits without a time limit.
 const Forever = protocol.WaitForever
 
-// Errors a Lock, a Lease or a Client can report. Test with errors.Is.
+// Errors a Lock or a Client can report. Test with errors.Is.
 var (
 	ErrNotGranted = errors.New("lock not granted: held by someone else")
 	ErrTimeout    = errors.New("lock not granted: the wait timed out")
@@ -87,7 +87,7 @@ type Options struct {
 	DialTimeout time.Duration
 	// DeadPeerTimeout is the server's bound on a vanished client keeping
 	// its locks (default 30s; the server's own value is used if smaller).
-	// Leases are declared lost after half of it without a word from the
+	// Locks are declared lost after half of it without a word from the
 	// server.
 	DeadPeerTimeout time.Duration
 	// AuthToken is the server's shared secret, when it asks for one.
@@ -127,12 +127,12 @@ type Client struct {
 	wmu sync.Mutex // serialises writes
 
 	mu       sync.Mutex
-	calls    map[string]*call  // lock requests in flight, by name
-	releases map[string]*call  // release requests in flight, by name
-	leases   map[string]*Lease // held
-	queries  []*call           // .ping/.stats/.holders, answered in order
-	beats    []time.Duration   // heartbeats in flight: when each was sent
-	err      error             // why the session ended
+	calls    map[string]*call // lock requests in flight, by name
+	releases map[string]*call // release requests in flight, by name
+	locks    map[string]*Lock // held
+	queries  []*call          // .ping/.stats/.holders, answered in order
+	beats    []time.Duration  // heartbeats in flight: when each was sent
+	err      error            // why the session ended
 
 	done chan struct{}
 }
@@ -186,7 +186,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	}
 	c := &Client{
 		opts: o, nc: nc, log: o.Logger,
-		calls: map[string]*call{}, releases: map[string]*call{}, leases: map[string]*Lease{},
+		calls: map[string]*call{}, releases: map[string]*call{}, locks: map[string]*Lock{},
 		done: make(chan struct{}),
 	}
 	r := bufio.NewReaderSize(nc, 4096)
@@ -387,7 +387,7 @@ func unwrapOp(err error) error {
 }
 
 // DeadPeerTimeout is the timeout in force: the smaller of the client's and
-// the server's. Leases are declared lost after half of it in silence.
+// the server's. Locks are declared lost after half of it in silence.
 func (c *Client) DeadPeerTimeout() time.Duration { return c.deadPeer }
 
 // Addr is the server's address.
@@ -466,7 +466,7 @@ func (c *Client) heartbeat() {
 }
 
 // readLoop reads every answer. Its read deadline is the loss detector: half
-// the dead-peer timeout after the last line from the server, every lease is
+// the dead-peer timeout after the last line from the server, every lock is
 // lost, well before the server could give the locks to anyone else.
 func (c *Client) readLoop(r *bufio.Reader) {
 	silence := c.deadPeer / 2
@@ -596,8 +596,8 @@ func (c *Client) dispatch(rep protocol.Reply) {
 		c.popQuery(rep, nil)
 	case protocol.KindLost:
 		// An operator broke the lock (tnl-stats --break).
-		if l := c.leases[rep.Name]; l != nil {
-			delete(c.leases, rep.Name)
+		if l := c.locks[rep.Name]; l != nil {
+			delete(c.locks, rep.Name)
 			go l.end(fmt.Errorf("%w: broken by an operator on server %s", ErrLost, c.opts.Addr), c.killBy())
 		}
 	}
@@ -618,7 +618,7 @@ func (c *Client) fail(cause error) { c.end(cause, false) }
 
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
-// end ends the session with cause: every call fails, every lease is lost.
+// end ends the session with cause: every call fails, every lock is lost.
 //
 // keepOpen leaves the connection open, without heartbeats, until Close. Why:
 // a server that is slow rather than gone (stalled by a GC pause, a frozen VM,
@@ -636,8 +636,8 @@ func (c *Client) end(cause error, keepOpen bool) {
 	}
 	c.err = cause
 	close(c.done)
-	calls, releases, leases, queries := c.calls, c.releases, c.leases, c.queries
-	c.calls, c.releases, c.leases, c.queries = map[string]*call{}, map[string]*call{}, map[string]*Lease{}, nil
+	calls, releases, locks, queries := c.calls, c.releases, c.locks, c.queries
+	c.calls, c.releases, c.locks, c.queries = map[string]*call{}, map[string]*call{}, map[string]*Lock{}, nil
 	c.mu.Unlock()
 	if !keepOpen {
 		_ = c.nc.Close()
@@ -655,7 +655,7 @@ func (c *Client) end(cause error, keepOpen bool) {
 		close(q.done)
 	}
 	kb := c.killBy()
-	for _, l := range leases {
+	for _, l := range locks {
 		if errors.Is(cause, ErrClosed) {
 			l.end(ErrReleased, time.Time{})
 		} else {
@@ -667,11 +667,11 @@ func (c *Client) end(cause error, keepOpen bool) {
 	}
 }
 
-// Lock asks for name. It returns a held Lease, or ErrNotGranted (held and
+// Lock asks for name. It returns a held Lock, or ErrNotGranted (held and
 // Wait was 0), ErrTimeout (the wait ran out), ctx.Err() (the context ended
 // the wait; the server's queue is left at once), a *ServerError, or an error
 // about the connection (wrapping ErrLost when the session ended).
-func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lease, error) {
+func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lock, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
@@ -700,7 +700,7 @@ func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lease, 
 		c.mu.Unlock()
 		return nil, c.err
 	}
-	if c.calls[name] != nil || c.leases[name] != nil || c.releases[name] != nil {
+	if c.calls[name] != nil || c.locks[name] != nil || c.releases[name] != nil {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("lock %s: already held or awaited by this client", name)
 	}
@@ -745,13 +745,13 @@ func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lease, 
 	}
 	switch cl.reply.Kind {
 	case protocol.KindOK:
-		l := &Lease{c: c, name: name, token: cl.reply.Token, done: make(chan struct{})}
+		l := &Lock{c: c, name: name, token: cl.reply.Token, done: make(chan struct{})}
 		c.mu.Lock()
 		if c.err != nil {
 			c.mu.Unlock()
 			return nil, c.err
 		}
-		c.leases[name] = l
+		c.locks[name] = l
 		c.mu.Unlock()
 		return l, nil
 	case protocol.KindNotGranted:
@@ -848,8 +848,8 @@ func (c *Client) holders(ctx context.Context, line string) ([]LockInfo, bool, er
 	return doc.Locks, doc.Truncated, nil
 }
 
-// Lease is a held lock.
-type Lease struct {
+// Lock is a held lock.
+type Lock struct {
 	c     *Client
 	name  string
 	token uint64
@@ -862,30 +862,30 @@ type Lease struct {
 }
 
 // Name is the lock's name.
-func (l *Lease) Name() string { return l.name }
+func (l *Lock) Name() string { return l.name }
 
 // Token is the fencing token of the grant: larger than that of every earlier
 // grant of the same name, also across server restarts (with --state-dir).
-func (l *Lease) Token() uint64 { return l.token }
+func (l *Lock) Token() uint64 { return l.token }
 
-// Done is closed when the lease ends: released, or lost.
-func (l *Lease) Done() <-chan struct{} { return l.done }
+// Done is closed when the lock ends: released, or lost.
+func (l *Lock) Done() <-chan struct{} { return l.done }
 
-// Err is nil while the lease is held, ErrReleased after Release, and an
+// Err is nil while the lock is held, ErrReleased after Release, and an
 // error wrapping ErrLost when the lock was lost.
-func (l *Lease) Err() error {
+func (l *Lock) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.err
 }
 
-// KillBy is, once the lease has been lost, the latest moment by which
+// KillBy is, once the lock has been lost, the latest moment by which
 // whatever used the lock must have stopped, whatever the loss (silence, a
 // closed or reset connection, an operator's break): 3/4 of the dead-peer
 // timeout after the server last heard from this client, as far as the
 // client can know, which is when it sent the last heartbeat that the server
 // answered: one round trip before the last word heard from the server, or
-// earlier. The zero time while the lease is held and after a release.
+// earlier. The zero time while the lock is held and after a release.
 //
 // Why 3/4: a server that stopped hearing from a client releases its locks
 // after about 9/10 of the timeout (TCP keepalive: first probe at half of
@@ -896,13 +896,13 @@ func (l *Lease) Err() error {
 // for its --restart-grace, the whole timeout by default. A process that is
 // stopped (SIGSTOP, a suspended machine) meets no deadline: see tnl-do(1),
 // NOTES.
-func (l *Lease) KillBy() time.Time {
+func (l *Lock) KillBy() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.killBy
 }
 
-func (l *Lease) end(err error, killBy time.Time) {
+func (l *Lock) end(err error, killBy time.Time) {
 	l.once.Do(func() {
 		l.mu.Lock()
 		l.err = err
@@ -912,24 +912,24 @@ func (l *Lease) end(err error, killBy time.Time) {
 	})
 }
 
-// killBy is the KillBy of a lease lost now.
+// killBy is the KillBy of a lock lost now.
 func (c *Client) killBy() time.Time {
 	return c.born.Add(time.Duration(c.heard.Load()) + c.deadPeer*3/4)
 }
 
 // Release gives the lock back and waits for the server to confirm. Releasing
-// a lease that has ended already returns its Err (nil after a release).
-func (l *Lease) Release() error {
+// a lock that has ended already returns its Err (nil after a release).
+func (l *Lock) Release() error {
 	c := l.c
 	c.mu.Lock()
-	if c.leases[l.name] != l {
+	if c.locks[l.name] != l {
 		c.mu.Unlock()
 		if err := l.Err(); err != nil && !errors.Is(err, ErrReleased) {
 			return err
 		}
 		return nil
 	}
-	delete(c.leases, l.name)
+	delete(c.locks, l.name)
 	cl := &call{name: l.name, done: make(chan struct{})}
 	c.releases[l.name] = cl
 	c.mu.Unlock()

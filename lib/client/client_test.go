@@ -154,7 +154,7 @@ func TestContextEndsWaitAndLeavesQueue(t *testing.T) {
 	}
 }
 
-// A server that accepts the session and then says nothing: the lease must be
+// A server that accepts the session and then says nothing: the lock must be
 // declared lost after half the dead-peer timeout.
 func TestSilentServerLosesLease(t *testing.T) {
 	l := listen(t)
@@ -174,21 +174,21 @@ func TestSilentServerLosesLease(t *testing.T) {
 	if c.DeadPeerTimeout() != 400*time.Millisecond {
 		t.Fatalf("DeadPeerTimeout = %v, want the server's 400ms", c.DeadPeerTimeout())
 	}
-	lease, err := c.Lock(context.Background(), "x", client.LockOptions{})
+	lock, err := c.Lock(context.Background(), "x", client.LockOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lease.Token() != 9 {
-		t.Fatalf("token %d", lease.Token())
+	if lock.Token() != 9 {
+		t.Fatalf("token %d", lock.Token())
 	}
 	start := time.Now()
 	select {
-	case <-lease.Done():
+	case <-lock.Done():
 	case <-time.After(5 * time.Second):
-		t.Fatal("lease not lost")
+		t.Fatal("lock not lost")
 	}
-	if !errors.Is(lease.Err(), client.ErrLost) {
-		t.Fatalf("Err = %v, want ErrLost", lease.Err())
+	if !errors.Is(lock.Err(), client.ErrLost) {
+		t.Fatalf("Err = %v, want ErrLost", lock.Err())
 	}
 	if el := time.Since(start); el > 2*time.Second {
 		t.Fatalf("loss declared after %v", el)
@@ -203,16 +203,16 @@ func TestServerGoneLosesLease(t *testing.T) {
 	}
 	go srv.Serve(l)
 	c := dial(t, l.Addr().String(), "c")
-	lease, err := c.Lock(context.Background(), "x", client.LockOptions{})
+	lock, err := c.Lock(context.Background(), "x", client.LockOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Close()
-	deadline.Within(t, 5*time.Second, lease.Done(), "the lease to end after the server closed the connection")
-	if !errors.Is(lease.Err(), client.ErrLost) {
-		t.Fatalf("Err = %v", lease.Err())
+	deadline.Within(t, 5*time.Second, lock.Done(), "the lock to end after the server closed the connection")
+	if !errors.Is(lock.Err(), client.ErrLost) {
+		t.Fatalf("Err = %v", lock.Err())
 	}
-	if err := lease.Release(); !errors.Is(err, client.ErrLost) {
+	if err := lock.Release(); !errors.Is(err, client.ErrLost) {
 		t.Fatalf("Release after loss = %v", err)
 	}
 }

@@ -27,21 +27,21 @@ func Example() {
 	}
 	defer c.Close()
 
-	lease, err := c.Lock(ctx, "nightly-backup", client.LockOptions{Wait: time.Minute})
+	lock, err := c.Lock(ctx, "nightly-backup", client.LockOptions{Wait: time.Minute})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println("holding", lease.Name(), "with fencing token", lease.Token())
+	fmt.Println("holding", lock.Name(), "with fencing token", lock.Token())
 
 	work := time.After(10 * time.Millisecond) // the backup
 	select {
 	case <-work:
 		fmt.Println("done")
-	case <-lease.Done():
-		fmt.Println("lost:", lease.Err())
+	case <-lock.Done():
+		fmt.Println("lost:", lock.Err())
 	}
-	if err := lease.Release(); err != nil {
+	if err := lock.Release(); err != nil {
 		fmt.Println(err)
 	}
 	// Output:

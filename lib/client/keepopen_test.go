@@ -10,7 +10,7 @@ import (
 	"github.com/tnl-lock/tnl/lib/client"
 )
 
-// TestSilenceKeepsConnectionOpen: a lease lost to a silent server leaves the
+// TestSilenceKeepsConnectionOpen: a lock lost to a silent server leaves the
 // connection open, with no more heartbeats, until Close. A stalled server
 // that wakes up must not read a close, and hand the lock on, while the
 // program that held it is still stopping.
@@ -42,18 +42,18 @@ func TestSilenceKeepsConnectionOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	lease, err := c.Lock(context.Background(), "x", client.LockOptions{})
+	lock, err := c.Lock(context.Background(), "x", client.LockOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-lease.Done():
+	case <-lock.Done():
 	case <-time.After(5 * time.Second):
-		t.Fatal("lease not lost to silence")
+		t.Fatal("lock not lost to silence")
 	}
 	lost := time.Now()
-	if !errors.Is(lease.Err(), client.ErrLost) || !strings.Contains(lease.Err().Error(), "no word from server") {
-		t.Fatalf("Err = %v, want a loss to silence", lease.Err())
+	if !errors.Is(lock.Err(), client.ErrLost) || !strings.Contains(lock.Err().Error(), "no word from server") {
+		t.Fatalf("Err = %v, want a loss to silence", lock.Err())
 	}
 	// For a whole dead-peer timeout after the loss, the server sees
 	// neither a close nor a heartbeat sent after it.

@@ -11,7 +11,7 @@ import (
 	"github.com/tnl-lock/tnl/lib/server"
 )
 
-// A lost lease's KillBy is 3/4 of the dead-peer timeout after the server
+// A lost lock's KillBy is 3/4 of the dead-peer timeout after the server
 // last heard from the client: when the client sent the last heartbeat the
 // server answered. Not after the loss was declared (half the timeout after
 // the last line), and not after a line the server sent on its own, which
@@ -61,21 +61,21 @@ func TestKillByFromLastAnsweredHeartbeat(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			lease, err := c.Lock(context.Background(), "x", client.LockOptions{})
+			lock, err := c.Lock(context.Background(), "x", client.LockOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !lease.KillBy().IsZero() {
-				t.Fatalf("KillBy of a held lease = %v, want zero", lease.KillBy())
+			if !lock.KillBy().IsZero() {
+				t.Fatalf("KillBy of a held lock = %v, want zero", lock.KillBy())
 			}
 			select {
-			case <-lease.Done():
+			case <-lock.Done():
 			case <-time.After(10 * time.Second):
-				t.Fatal("lease not lost")
+				t.Fatal("lock not lost")
 			}
 			lost := time.Now()
 			answered := <-lastAnswered
-			kb := lease.KillBy()
+			kb := lock.KillBy()
 			// The heartbeat was sent before the server read it, and less
 			// than a round trip on loopback before.
 			want := answered.Add(deadPeer * 3 / 4)
@@ -93,26 +93,26 @@ func TestKillByFromLastAnsweredHeartbeat(t *testing.T) {
 					t.Errorf("KillBy %v after the loss, want about a quarter of %v", left, deadPeer)
 				}
 			}
-			lease.Release()
-			if kb2 := lease.KillBy(); !kb2.Equal(kb) {
+			lock.Release()
+			if kb2 := lock.KillBy(); !kb2.Equal(kb) {
 				t.Errorf("KillBy changed after Release: %v, then %v", kb, kb2)
 			}
 		})
 	}
 }
 
-// A lease released is not lost: no deadline.
+// A lock released is not lost: no deadline.
 func TestKillByZeroAfterRelease(t *testing.T) {
 	addr := startServer(t, server.Config{})
 	c := dial(t, addr, "a")
-	lease, err := c.Lock(context.Background(), "r", client.LockOptions{})
+	lock, err := c.Lock(context.Background(), "r", client.LockOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lease.Release(); err != nil {
+	if err := lock.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if !lease.KillBy().IsZero() {
-		t.Fatalf("KillBy after Release = %v, want zero", lease.KillBy())
+	if !lock.KillBy().IsZero() {
+		t.Fatalf("KillBy after Release = %v, want zero", lock.KillBy())
 	}
 }

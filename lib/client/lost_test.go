@@ -14,8 +14,8 @@ import (
 )
 
 // TestLostEndsThatLeaseOnly: a server's "lost,name:N" (an operator broke
-// the lock) ends the lease of N at once, with ErrLost and why, and nothing
-// else: the session and its other leases go on. A scripted server says it
+// the lock) ends the lock of N at once, with ErrLost and why, and nothing
+// else: the session and its other locks go on. A scripted server says it
 // on its own, with nothing asked, as lib/server does after a .break.
 func TestLostEndsThatLeaseOnly(t *testing.T) {
 	l := listen(t)
@@ -81,14 +81,14 @@ func TestLostEndsThatLeaseOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(sendLost)
-	deadline.Within(t, 5*time.Second, x.Done(), `lease x to end after "lost,name:x" (the client ignores "lost"?)`)
+	deadline.Within(t, 5*time.Second, x.Done(), `lock x to end after "lost,name:x" (the client ignores "lost"?)`)
 	want := "lock lost: broken by an operator on server " + l.Addr().String()
 	if err := x.Err(); !errors.Is(err, client.ErrLost) || err.Error() != want {
 		t.Fatalf("x.Err() = %v, want %q (errors.Is ErrLost)", err, want)
 	}
 	select {
 	case <-y.Done():
-		t.Fatalf("lease y ended too: %v", y.Err())
+		t.Fatalf("lock y ended too: %v", y.Err())
 	default:
 	}
 	if err := y.Release(); err != nil {

@@ -51,12 +51,12 @@ type Request struct {
 }
 
 // Do dials the server and asks for the lock. It returns the open client
-// and the held lease, or an error that carries its exit status: the
+// and the held lock, or an error that carries its exit status: the
 // conflict status for "not granted" and "timed out" (with a line only when
 // Talk is set), 125 when the server cannot be reached or refuses, and
 // ctx.Err() itself when ctx ended the wait (the caller knows which signal
 // did it). Nothing is held when Do fails.
-func (r *Request) Do(ctx context.Context) (*client.Client, *client.Lease, error) {
+func (r *Request) Do(ctx context.Context) (*client.Client, *client.Lock, error) {
 	if r.Now == nil {
 		r.Now = time.Now
 	}
@@ -72,10 +72,10 @@ func (r *Request) Do(ctx context.Context) (*client.Client, *client.Lease, error)
 		<-r.Ready
 	}
 	for try := 0; ; try++ {
-		lease, err := r.lockOnce(ctx, c)
+		lock, err := r.lockOnce(ctx, c)
 		if err == nil {
-			r.logf("granted %s (token %d)", r.Name, lease.Token())
-			return c, lease, nil
+			r.logf("granted %s (token %d)", r.Name, lock.Token())
+			return c, lock, nil
 		}
 		conflict := errors.Is(err, client.ErrNotGranted) || errors.Is(err, client.ErrTimeout)
 		if conflict && try < r.Retry {
@@ -118,12 +118,12 @@ func (r *Request) Do(ctx context.Context) (*client.Client, *client.Lease, error)
 
 // lockOnce asks once. When the request may wait and Talk is set, it asks
 // the server who holds the lock while the request waits, and says so.
-func (r *Request) lockOnce(ctx context.Context, c *client.Client) (*client.Lease, error) {
+func (r *Request) lockOnce(ctx context.Context, c *client.Client) (*client.Lock, error) {
 	if !r.Talk || r.Lock.Wait == 0 {
 		return c.Lock(ctx, r.Name, r.Lock)
 	}
 	type result struct {
-		l   *client.Lease
+		l   *client.Lock
 		err error
 	}
 	done := make(chan result, 1)
