@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -124,7 +123,8 @@ type Client struct {
 	born  time.Time
 	heard atomic.Int64
 
-	wmu sync.Mutex // serialises writes
+	wmu  sync.Mutex // serialises writes
+	wbuf []byte     // the request line being written, under wmu
 
 	mu       sync.Mutex
 	calls    map[string]*call // lock requests in flight, by name
@@ -197,9 +197,10 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	// with a server that accepted the connection and then stalled.
 	stopExchange := context.AfterFunc(dctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
 	defer stopExchange()
-	hello := fmt.Sprintf(".session,client-id:%s,host:%s,pid:%d%s\n", clean(o.ClientID), clean(o.Host), o.PID, authKey(o.AuthToken))
+	hello := protocol.AppendRequest(nil, protocol.Request{Action: protocol.ActSession,
+		ClientID: o.ClientID, Host: o.Host, PID: o.PID, Auth: o.AuthToken})
 	c.born = time.Now()
-	if _, err := nc.Write([]byte(hello)); err != nil {
+	if _, err := nc.Write(hello); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("cannot talk to server %s: %w", o.Addr, unwrapOp(err))
 	}
@@ -264,13 +265,6 @@ func connect(ctx context.Context, o *Options, dial func(context.Context, string,
 	return nc, nil
 }
 
-func authKey(token string) string {
-	if token == "" {
-		return ""
-	}
-	return ",auth:" + clean(token)
-}
-
 // Break takes name away from its holders, as an operator does with a lock
 // held by a live but stuck client (the holders' tnl-do stop their commands).
 // It needs the server's admin token, and reports how it went as an error:
@@ -279,11 +273,12 @@ func Break(ctx context.Context, o Options, name, adminToken string) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	return oneShot(ctx, o, ".break,name:"+name+authKey(adminToken), protocol.KindReleased)
+	req := protocol.Request{Action: protocol.ActBreak, Name: name, HasName: true, Auth: adminToken}
+	return oneShot(ctx, o, req, protocol.KindReleased)
 }
 
 // oneShot sends one request on a fresh connection and reads its answer.
-func oneShot(ctx context.Context, o Options, line string, want protocol.Kind) error {
+func oneShot(ctx context.Context, o Options, req protocol.Request, want protocol.Kind) error {
 	if o.Addr == "" {
 		o.Addr = DefaultAddr
 	}
@@ -307,7 +302,7 @@ func oneShot(ctx context.Context, o Options, line string, want protocol.Kind) er
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	if _, err := io.WriteString(nc, line+"\n"); err != nil {
+	if _, err := nc.Write(protocol.AppendRequest(nil, req)); err != nil {
 		return fmt.Errorf("cannot talk to server %s: %w", o.Addr, unwrapOp(err))
 	}
 	b, err := readLine(bufio.NewReader(nc))
@@ -352,18 +347,6 @@ func ValidName(name string) error {
 		return fmt.Errorf("invalid lock name %q: use letters, digits, '_' and '-' (and '.', '/', ':', '@' after the first), at most %d bytes", name, protocol.MaxNameLen)
 	}
 	return nil
-}
-
-// clean keeps separators out of informational values: a ',' or a newline
-// must never turn into another key or another request.
-func clean(s string) string {
-	b := []byte(s)
-	for i, ch := range b {
-		if ch == ',' || ch < 0x20 || ch == 0x7f {
-			b[i] = '_'
-		}
-	}
-	return string(b)
 }
 
 func trimNL(b []byte) string {
@@ -430,7 +413,9 @@ func (c *Client) Close() error {
 	return nil
 }
 
-func (c *Client) write(line string) error {
+// send writes the request line of r. The line is built in the client's
+// buffer: a lock or a release costs no allocation for its line.
+func (c *Client) send(r protocol.Request) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	select {
@@ -438,8 +423,9 @@ func (c *Client) write(line string) error {
 		return c.Err()
 	default:
 	}
+	c.wbuf = protocol.AppendRequest(c.wbuf[:0], r)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.deadPeer / 2))
-	if _, err := c.nc.Write([]byte(line)); err != nil {
+	if _, err := c.nc.Write(c.wbuf); err != nil {
 		c.end(fmt.Errorf("%w: cannot write to server %s: %v", ErrLost, c.opts.Addr, unwrapOp(err)), isTimeout(err))
 		return c.Err()
 	}
@@ -458,7 +444,7 @@ func (c *Client) heartbeat() {
 			c.mu.Lock()
 			c.beats = append(c.beats, time.Since(c.born))
 			c.mu.Unlock()
-			if c.write(".keepalive\n") != nil {
+			if c.send(protocol.Request{Action: protocol.ActKeepalive}) != nil {
 				return
 			}
 		}
@@ -684,15 +670,12 @@ func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lock, e
 	if o.Wait < 0 {
 		return nil, fmt.Errorf("invalid wait %v: want >= 0", o.Wait)
 	}
-	line := "lock,name:" + name
-	if o.Wait > 0 {
-		line += ",wait:" + protocol.FormatWait(o.Wait)
-	}
+	req := protocol.Request{Action: protocol.ActLock, Name: name, HasName: true, Wait: o.Wait}
 	if o.Shared {
-		line += ",mode:shared"
+		req.Mode = protocol.Shared
 	}
-	if o.Limit > 1 {
-		line += ",limit:" + strconv.Itoa(o.Limit)
+	if o.Limit > 1 { // 1 is a plain lock, sent without a limit
+		req.Limit = o.Limit
 	}
 	cl := &call{name: name, done: make(chan struct{})}
 	c.mu.Lock()
@@ -706,7 +689,7 @@ func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lock, e
 	}
 	c.calls[name] = cl
 	c.mu.Unlock()
-	if err := c.write(line + "\n"); err != nil {
+	if err := c.send(req); err != nil {
 		return nil, err
 	}
 	select {
@@ -721,7 +704,7 @@ func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lock, e
 		if pending {
 			// Leave the queue; a grant racing with this is released by the
 			// same request (the server answers "released" then).
-			_ = c.write("release,name:" + name + "\n")
+			_ = c.send(protocol.Request{Action: protocol.ActRelease, Name: name, HasName: true})
 			// Wait for the answer, so that the queue is left when Lock
 			// returns; but not on a server that stalled: the release is
 			// sent, and a late answer (a grant, then "released") is taken
@@ -763,7 +746,7 @@ func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lock, e
 }
 
 // query sends a request answered in order (.ping, .stats, .holders).
-func (c *Client) query(ctx context.Context, line string) (protocol.Reply, error) {
+func (c *Client) query(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
 	q := &call{done: make(chan struct{})}
 	c.wmu.Lock() // the order of queries must match the order on the wire
 	c.mu.Lock()
@@ -774,8 +757,9 @@ func (c *Client) query(ctx context.Context, line string) (protocol.Reply, error)
 	}
 	c.queries = append(c.queries, q)
 	c.mu.Unlock()
+	c.wbuf = protocol.AppendRequest(c.wbuf[:0], req)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.deadPeer / 2))
-	_, err := c.nc.Write([]byte(line))
+	_, err := c.nc.Write(c.wbuf)
 	c.wmu.Unlock()
 	if err != nil {
 		c.end(fmt.Errorf("%w: cannot write to server %s: %v", ErrLost, c.opts.Addr, unwrapOp(err)), isTimeout(err))
@@ -791,13 +775,13 @@ func (c *Client) query(ctx context.Context, line string) (protocol.Reply, error)
 
 // Ping asks the server for a pong.
 func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.query(ctx, ".ping\n")
+	_, err := c.query(ctx, protocol.Request{Action: protocol.ActPing})
 	return err
 }
 
 // Stats returns the server's counters (lock_count, requests_count, ...).
 func (c *Client) Stats(ctx context.Context) (map[string]int64, error) {
-	rep, err := c.query(ctx, ".stats\n")
+	rep, err := c.query(ctx, protocol.Request{Action: protocol.ActStats})
 	if err != nil {
 		return nil, err
 	}
@@ -819,7 +803,7 @@ type Holder = protocol.PartyDoc
 // bool reports whether the server truncated a long list.
 func (c *Client) Holders(ctx context.Context, names ...string) ([]LockInfo, bool, error) {
 	if len(names) == 0 {
-		return c.holders(ctx, ".holders\n")
+		return c.holders(ctx, protocol.Request{Action: protocol.ActHolders})
 	}
 	var out []LockInfo
 	trunc := false
@@ -827,7 +811,7 @@ func (c *Client) Holders(ctx context.Context, names ...string) ([]LockInfo, bool
 		if err := ValidName(n); err != nil {
 			return nil, false, err
 		}
-		li, t, err := c.holders(ctx, ".holders,name:"+n+"\n")
+		li, t, err := c.holders(ctx, protocol.Request{Action: protocol.ActHolders, Name: n, HasName: true})
 		if err != nil {
 			return nil, false, err
 		}
@@ -836,8 +820,8 @@ func (c *Client) Holders(ctx context.Context, names ...string) ([]LockInfo, bool
 	return out, trunc, nil
 }
 
-func (c *Client) holders(ctx context.Context, line string) ([]LockInfo, bool, error) {
-	rep, err := c.query(ctx, line)
+func (c *Client) holders(ctx context.Context, req protocol.Request) ([]LockInfo, bool, error) {
+	rep, err := c.query(ctx, req)
 	if err != nil {
 		return nil, false, err
 	}
@@ -933,7 +917,7 @@ func (l *Lock) Release() error {
 	cl := &call{name: l.name, done: make(chan struct{})}
 	c.releases[l.name] = cl
 	c.mu.Unlock()
-	if err := c.write("release,name:" + l.name + "\n"); err != nil {
+	if err := c.send(protocol.Request{Action: protocol.ActRelease, Name: l.name, HasName: true}); err != nil {
 		l.end(err, c.killBy())
 		return err
 	}

@@ -255,10 +255,7 @@ func ParseWait(s string) (time.Duration, error) {
 
 // FormatWait is the inverse of ParseWait, in the form the server reads back.
 func FormatWait(d time.Duration) string {
-	if d == WaitForever {
-		return "inf"
-	}
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+	return string(appendWait(nil, d))
 }
 
 // ValidName reports whether name may be used as a lock name: tcpnetlock's
