@@ -204,12 +204,11 @@ func breakLock(ctx context.Context, c grammar, opts client.Options, stdout io.Wr
 	case err == nil:
 		_, err := fmt.Fprintf(stdout, "broke %s\n", name)
 		return err
-	case errors.As(err, &se) && se.Msg == "not held":
+	case errors.Is(err, client.ErrNotHeld):
 		return exitcode.New(exitcodeNotHeld, "lock %s is not held: nothing to break", name)
 	case errors.As(err, &se):
 		err = fmt.Errorf("server %s refused to break %s: %s", opts.Addr, name, se.Msg)
-		switch se.Msg {
-		case "admin token required", "authentication failed", "authentication required":
+		if errors.Is(se, client.ErrAdminRequired) || errors.Is(se, client.ErrAuthFailed) || errors.Is(se, client.ErrAuthRequired) {
 			return &exitcode.Error{Code: exitcode.Unreachable, Err: err,
 				Hint: "the secret in " + from + " is not the server's admin secret (a server started without --admin-token-file refuses every --break)"}
 		}

@@ -44,7 +44,8 @@ const DefaultAddr = "127.0.0.1:7654"
 // Forever, as LockOptions.Wait, waits without a time limit.
 const Forever = protocol.WaitForever
 
-// Errors a Lock or a Client can report. Test with errors.Is.
+// Errors a Lock or a Client can report. Test with errors.Is: a loss is a
+// *LostError, which is ErrLost.
 var (
 	ErrNotGranted = errors.New("lock not granted: held by someone else")
 	ErrTimeout    = errors.New("lock not granted: the wait timed out")
@@ -53,10 +54,58 @@ var (
 	ErrClosed     = errors.New("client closed")
 )
 
-// ServerError is an "err,..." answer: the server refused the request.
-type ServerError struct {
+// LostError says why a lock, or a whole session, was lost: the server went
+// silent, the connection ended, the server broke the protocol, or an
+// operator broke the lock. errors.Is(err, ErrLost) is true for it; read
+// Why with errors.As, rather than cutting "lock lost: " off Error.
+type LostError struct {
+	// Name is the lock lost (in Lock.Err and from Lock.Release); empty
+	// when the error is the session's (Client.Err, and what calls return
+	// once the session ended).
 	Name string
-	Msg  string
+	// Why is what happened, for people: "no word from server
+	// 10.0.0.5:7654 for 15s", "broken by an operator on server ...".
+	Why string
+	// Err is the network error underneath, if there was one; its words
+	// end Why.
+	Err error
+}
+
+func (e *LostError) Error() string { return ErrLost.Error() + ": " + e.Why }
+
+// Is makes every LostError ErrLost for errors.Is.
+func (e *LostError) Is(target error) bool { return target == ErrLost }
+
+// Unwrap returns the network error underneath, if any.
+func (e *LostError) Unwrap() error { return e.Err }
+
+// lost is the LostError of a session that ended: what happened, then the
+// words of err, when there is one.
+func lost(err error, format string, args ...any) *LostError {
+	why := fmt.Sprintf(format, args...)
+	if err != nil {
+		why += ": " + err.Error()
+	}
+	return &LostError{Why: why, Err: err}
+}
+
+// forLock is err as the lock name's own error: a session's loss, named.
+func forLock(name string, err error) error {
+	var le *LostError
+	if errors.As(err, &le) && le.Name == "" {
+		named := *le
+		named.Name = name
+		return &named
+	}
+	return err
+}
+
+// ServerError is an "err,..." answer: the server refused the request.
+// errors.Is tells the reasons a program may act on (ErrNotHeld,
+// ErrAuthFailed, ...); Msg is for people.
+type ServerError struct {
+	Name string // the lock the answer named, in a session; else empty
+	Msg  string // the server's words after "err,"
 }
 
 func (e *ServerError) Error() string {
@@ -65,6 +114,32 @@ func (e *ServerError) Error() string {
 	}
 	return "server refused: " + e.Msg
 }
+
+// Is reports whether the server gave target as its reason, for the
+// reasons below: errors.Is(err, ErrAuthFailed).
+func (e *ServerError) Is(target error) bool {
+	for _, r := range reasons {
+		if target == r {
+			return protocol.IsReason(e.Msg, r.Error())
+		}
+	}
+	return false
+}
+
+// The reasons of a *ServerError that a program may act on, for errors.Is.
+// They are never returned themselves: the *ServerError is, so that its
+// words (a limit mismatch says the limit held) reach people.
+var (
+	ErrNotHeld       = errors.New(protocol.ReasonNotHeld)       // release or break of a name not held
+	ErrInvalidName   = errors.New(protocol.ReasonInvalidName)   // a name the server does not allow
+	ErrAuthRequired  = errors.New(protocol.ReasonAuthRequired)  // the server wants its shared secret
+	ErrAuthFailed    = errors.New(protocol.ReasonAuthFailed)    // the secret given is not the server's
+	ErrAdminRequired = errors.New(protocol.ReasonAdminRequired) // no admin secret, or not the server's
+	ErrLimitMismatch = errors.New(protocol.ReasonLimitMismatch) // held or awaited with another Limit
+	ErrQueueFull     = errors.New(protocol.ReasonQueueFull)     // the name has too many waiters
+)
+
+var reasons = [...]error{ErrNotHeld, ErrInvalidName, ErrAuthRequired, ErrAuthFailed, ErrAdminRequired, ErrLimitMismatch, ErrQueueFull}
 
 // refusedError is a refused session: its own words, and the ServerError
 // underneath for errors.As.
@@ -397,7 +472,8 @@ func (c *Client) SyscallConn() (syscall.RawConn, error) {
 // Done is closed when the session ends (Close, or the server lost).
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Err says why the session ended, or nil while it is open.
+// Err says why the session ended (ErrClosed after Close, a *LostError
+// otherwise), or nil while it is open.
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -426,7 +502,7 @@ func (c *Client) send(r protocol.Request) error {
 	c.wbuf = protocol.AppendRequest(c.wbuf[:0], r)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.deadPeer / 2))
 	if _, err := c.nc.Write(c.wbuf); err != nil {
-		c.end(fmt.Errorf("%w: cannot write to server %s: %v", ErrLost, c.opts.Addr, unwrapOp(err)), isTimeout(err))
+		c.end(lost(unwrapOp(err), "cannot write to server %s", c.opts.Addr), isTimeout(err))
 		return c.Err()
 	}
 	return nil
@@ -463,19 +539,19 @@ func (c *Client) readLoop(r *bufio.Reader) {
 			var cause error
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				c.end(fmt.Errorf("%w: no word from server %s for %v", ErrLost, c.opts.Addr, silence), true)
+				c.end(lost(nil, "no word from server %s for %v", c.opts.Addr, silence), true)
 				return
 			case errors.Is(err, errLongLine):
-				cause = fmt.Errorf("%w: server %s sent an overlong line", ErrLost, c.opts.Addr)
+				cause = lost(nil, "server %s sent an overlong line", c.opts.Addr)
 			default:
-				cause = fmt.Errorf("%w: connection to server %s ended: %v", ErrLost, c.opts.Addr, unwrapOp(err))
+				cause = lost(unwrapOp(err), "connection to server %s ended", c.opts.Addr)
 			}
 			c.fail(cause)
 			return
 		}
 		rep, err := protocol.ParseReply(b)
 		if err != nil {
-			c.fail(fmt.Errorf("%w: server %s sent %q", ErrLost, c.opts.Addr, trimNL(b)))
+			c.fail(lost(nil, "server %s sent %q", c.opts.Addr, trimNL(b)))
 			return
 		}
 		c.dispatch(rep)
@@ -584,7 +660,7 @@ func (c *Client) dispatch(rep protocol.Reply) {
 		// An operator broke the lock (tnl-stats --break).
 		if l := c.locks[rep.Name]; l != nil {
 			delete(c.locks, rep.Name)
-			go l.end(fmt.Errorf("%w: broken by an operator on server %s", ErrLost, c.opts.Addr), c.killBy())
+			go l.end(&LostError{Name: rep.Name, Why: "broken by an operator on server " + c.opts.Addr}, c.killBy())
 		}
 	}
 }
@@ -645,7 +721,7 @@ func (c *Client) end(cause error, keepOpen bool) {
 		if errors.Is(cause, ErrClosed) {
 			l.end(ErrReleased, time.Time{})
 		} else {
-			l.end(cause, kb)
+			l.end(forLock(l.name, cause), kb)
 		}
 	}
 	if !errors.Is(cause, ErrClosed) {
@@ -656,7 +732,7 @@ func (c *Client) end(cause error, keepOpen bool) {
 // Lock asks for name. It returns a held Lock, or ErrNotGranted (held and
 // Wait was 0), ErrTimeout (the wait ran out), ctx.Err() (the context ended
 // the wait; the server's queue is left at once), a *ServerError, or an error
-// about the connection (wrapping ErrLost when the session ended).
+// about the connection (a *LostError when the session ended).
 func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lock, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
@@ -762,7 +838,7 @@ func (c *Client) query(ctx context.Context, req protocol.Request) (protocol.Repl
 	_, err := c.nc.Write(c.wbuf)
 	c.wmu.Unlock()
 	if err != nil {
-		c.end(fmt.Errorf("%w: cannot write to server %s: %v", ErrLost, c.opts.Addr, unwrapOp(err)), isTimeout(err))
+		c.end(lost(unwrapOp(err), "cannot write to server %s", c.opts.Addr), isTimeout(err))
 		return protocol.Reply{}, c.Err()
 	}
 	select {
@@ -855,8 +931,8 @@ func (l *Lock) Token() uint64 { return l.token }
 // Done is closed when the lock ends: released, or lost.
 func (l *Lock) Done() <-chan struct{} { return l.done }
 
-// Err is nil while the lock is held, ErrReleased after Release, and an
-// error wrapping ErrLost when the lock was lost.
+// Err is nil while the lock is held, ErrReleased after Release, and a
+// *LostError naming the lock (errors.Is ErrLost) when the lock was lost.
 func (l *Lock) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -918,13 +994,15 @@ func (l *Lock) Release() error {
 	c.releases[l.name] = cl
 	c.mu.Unlock()
 	if err := c.send(protocol.Request{Action: protocol.ActRelease, Name: l.name, HasName: true}); err != nil {
+		err = forLock(l.name, err)
 		l.end(err, c.killBy())
 		return err
 	}
 	<-cl.done
 	if cl.err != nil {
-		l.end(cl.err, c.killBy())
-		return cl.err
+		err := forLock(l.name, cl.err)
+		l.end(err, c.killBy())
+		return err
 	}
 	l.end(ErrReleased, time.Time{})
 	return nil

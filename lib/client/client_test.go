@@ -20,8 +20,13 @@ import (
 
 func startServer(t *testing.T, cfg server.Config) string {
 	t.Helper()
+	return startServerWith(t, lockd.Options{}, cfg)
+}
+
+func startServerWith(t *testing.T, table lockd.Options, cfg server.Config) string {
+	t.Helper()
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv := server.New(lockd.New(lockd.Options{}), cfg)
+	srv := server.New(lockd.New(table), cfg)
 	l, err := server.Listen(context.Background(), "127.0.0.1:0", cfg.DeadPeerTimeout)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -197,4 +198,28 @@ func ParseReply(line []byte) (Reply, error) {
 		}
 	}
 	return r, nil
+}
+
+// The reasons of "err" answers that a program may act on, as the server
+// writes them after "err," (and after name:N, in a session). A reason may be
+// followed by ": " and details for people ("limit mismatch: held with limit
+// 3"); any other message is for people only. Test with IsReason.
+const (
+	ReasonNotHeld       = "not held"                    // release or .break of a name not held
+	ReasonInvalidName   = "invalid lock name"           // a name outside the allowed set
+	ReasonAuthRequired  = "authentication required"     // the server wants auth:TOKEN
+	ReasonAuthFailed    = "authentication failed"       // auth:TOKEN is not the server's
+	ReasonAdminRequired = "admin token required"        // .break without the admin token
+	ReasonLimitMismatch = "limit mismatch"              // held or awaited with another limit
+	ReasonQueueFull     = "queue full"                  // too many waiters for the name
+	ReasonTooManyConns  = "too many connections"        // over the server's cap
+	ReasonLineTooLong   = "line too long"               // a request over the line limit
+	ReasonFirstLineSlow = "timeout waiting for request" // no request in time
+)
+
+// IsReason reports whether msg, the message of an "err" answer, gives
+// reason: it is reason, or reason followed by ": " and details.
+func IsReason(msg, reason string) bool {
+	return len(msg) >= len(reason) && msg[:len(reason)] == reason &&
+		(len(msg) == len(reason) || strings.HasPrefix(msg[len(reason):], ": "))
 }

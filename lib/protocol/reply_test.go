@@ -475,3 +475,25 @@ func TestAppendPong(t *testing.T) {
 		}
 	}
 }
+
+func TestIsReason(t *testing.T) {
+	for _, tc := range []struct {
+		msg, reason string
+		want        bool
+	}{
+		{"not held", ReasonNotHeld, true},
+		{"limit mismatch", ReasonLimitMismatch, true},
+		{"limit mismatch: held with limit 3", ReasonLimitMismatch, true},
+		{"limit mismatched", ReasonLimitMismatch, false},
+		{"limit mismatch:3", ReasonLimitMismatch, false},
+		{"limit", ReasonLimitMismatch, false},
+		{"", ReasonNotHeld, false},
+		{"Not held", ReasonNotHeld, false},
+		{" not held", ReasonNotHeld, false},
+		{"authentication failed", ReasonAuthRequired, false},
+	} {
+		if got := IsReason(tc.msg, tc.reason); got != tc.want {
+			t.Errorf("IsReason(%q, %q) = %v; want %v", tc.msg, tc.reason, got, tc.want)
+		}
+	}
+}
