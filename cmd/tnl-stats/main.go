@@ -20,6 +20,7 @@ import (
 	"github.com/tnl-lock/tnl/cmd/internal/cli"
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/lib/client"
+	"github.com/tnl-lock/tnl/lib/protocol"
 )
 
 var version = ""
@@ -53,34 +54,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // Output is the --json document. Its fields are a stable interface: new
-// fields may be added, none is renamed or removed.
+// fields may be added, none is renamed or removed. Locks are in the
+// protocol's holders schema, as the server sent them.
 type Output struct {
-	Server    string           `json:"server"`    // HOST:PORT asked
-	Time      time.Time        `json:"time"`      // when the answer was read
-	Locks     []Lock           `json:"locks"`     // held or awaited names, sorted; never null
-	Truncated bool             `json:"truncated"` // the server cut a very long list
-	Stats     map[string]int64 `json:"stats"`     // the server's counters (lock_count, requests_count, ...)
-}
-
-// Lock is one name in Output.
-type Lock struct {
-	Name    string  `json:"name"`
-	Mode    string  `json:"mode"`    // "exclusive" or "shared"
-	Limit   int     `json:"limit"`   // semaphore size; 1 for a plain lock
-	Token   uint64  `json:"token"`   // the latest fencing token granted for the name
-	Holders []Party `json:"holders"` // never null
-	Waiters []Party `json:"waiters"` // in queue order; never null
-}
-
-// Party is a holder or a waiter.
-type Party struct {
-	ClientID string    `json:"client_id"`
-	Host     string    `json:"host"`
-	PID      int       `json:"pid"`
-	Addr     string    `json:"addr"`            // the client's address as the server sees it
-	Mode     string    `json:"mode"`            // "exclusive" or "shared"
-	Since    time.Time `json:"since"`           // granted, or queued for a waiter
-	Token    uint64    `json:"token,omitempty"` // the holder's fencing token; absent for waiters
+	Server    string              `json:"server"`    // HOST:PORT asked
+	Time      time.Time           `json:"time"`      // when the answer was read
+	Locks     []protocol.LockInfo `json:"locks"`     // held or awaited names, sorted; never null, nor their holders and waiters
+	Truncated bool                `json:"truncated"` // the server cut a very long list
+	Stats     map[string]int64    `json:"stats"`     // the server's counters (lock_count, requests_count, ...)
 }
 
 func stats(args []string, stdout, stderr io.Writer) error {
@@ -131,17 +112,23 @@ func stats(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return exitcode.New(exitcode.Unreachable, "cannot read the counters from %s: %w", addr, err)
 	}
-	out := Output{Server: addr, Time: time.Now(), Locks: []Lock{}, Truncated: trunc, Stats: counters}
+	out := Output{Server: addr, Time: time.Now(), Locks: infos, Truncated: trunc, Stats: counters}
+	if out.Locks == nil {
+		out.Locks = []protocol.LockInfo{}
+	}
 	if out.Stats == nil {
 		out.Stats = map[string]int64{}
 	}
-	for _, li := range infos {
-		out.Locks = append(out.Locks, Lock{
-			Name: li.Name, Mode: li.Mode, Limit: li.Limit, Token: li.Token,
-			Holders: parties(li.Holders), Waiters: parties(li.Waiters),
-		})
+	for i := range out.Locks {
+		// "holders": [], not null, whatever the server sent.
+		if l := &out.Locks[i]; l.Holders == nil {
+			l.Holders = []protocol.Party{}
+		}
+		if l := &out.Locks[i]; l.Waiters == nil {
+			l.Waiters = []protocol.Party{}
+		}
 	}
-	slices.SortFunc(out.Locks, func(a, b Lock) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortStableFunc(out.Locks, func(a, b protocol.LockInfo) int { return strings.Compare(a.Name, b.Name) })
 
 	if c.JSON {
 		enc := json.NewEncoder(stdout)
@@ -220,14 +207,6 @@ func breakLock(ctx context.Context, c grammar, opts client.Options, stdout io.Wr
 // exitcodeNotHeld is --break's status when nobody held the lock.
 const exitcodeNotHeld = 1
 
-func parties(in []client.Holder) []Party {
-	out := make([]Party, 0, len(in))
-	for _, h := range in {
-		out = append(out, Party{ClientID: h.ClientID, Host: h.Host, PID: h.PID, Addr: h.Addr, Mode: h.Mode, Since: h.Since, Token: h.Token})
-	}
-	return out
-}
-
 // printTable writes one row per holder and per waiter, then the counters:
 //
 //	NAME   MODE       STATE   CLIENT    HOST  PID   SINCE               TOKEN
@@ -277,7 +256,7 @@ func printTable(w io.Writer, out Output, asked []string) {
 	tw.Flush()
 }
 
-func row(tw io.Writer, name, mode, state string, h Party, now time.Time, token string) {
+func row(tw io.Writer, name, mode, state string, h protocol.Party, now time.Time, token string) {
 	client, host, pid := h.ClientID, h.Host, "-"
 	if client == "" {
 		client = "-"

@@ -868,20 +868,23 @@ func (c *Client) Stats(ctx context.Context) (map[string]int64, error) {
 	return m, nil
 }
 
-// LockInfo is one name with its holders and waiters (in queue order).
-type LockInfo = protocol.LockDoc
-
-// Holder is one holder or waiter in a LockInfo.
-type Holder = protocol.PartyDoc
+// LockInfo and Holder are protocol.LockInfo and protocol.Party, the one
+// holders schema, under the names this package gave them before; new code
+// names protocol's.
+type (
+	LockInfo = protocol.LockInfo
+	Holder   = protocol.Party
+)
 
 // Holders returns who holds and who waits for the given names, or for every
-// name when none is given. Names nobody holds or waits for are left out. The
+// name when none is given, in the schema of the server's holders answer
+// (protocol.Holders). Names nobody holds or waits for are left out. The
 // bool reports whether the server truncated a long list.
-func (c *Client) Holders(ctx context.Context, names ...string) ([]LockInfo, bool, error) {
+func (c *Client) Holders(ctx context.Context, names ...string) ([]protocol.LockInfo, bool, error) {
 	if len(names) == 0 {
 		return c.holders(ctx, protocol.Request{Action: protocol.ActHolders})
 	}
-	var out []LockInfo
+	var out []protocol.LockInfo
 	trunc := false
 	for _, n := range names {
 		if err := ValidName(n); err != nil {
@@ -896,12 +899,12 @@ func (c *Client) Holders(ctx context.Context, names ...string) ([]LockInfo, bool
 	return out, trunc, nil
 }
 
-func (c *Client) holders(ctx context.Context, req protocol.Request) ([]LockInfo, bool, error) {
+func (c *Client) holders(ctx context.Context, req protocol.Request) ([]protocol.LockInfo, bool, error) {
 	rep, err := c.query(ctx, req)
 	if err != nil {
 		return nil, false, err
 	}
-	var doc protocol.HoldersDoc
+	var doc protocol.Holders
 	if err := json.Unmarshal([]byte(rep.Msg), &doc); err != nil {
 		return nil, false, fmt.Errorf("server %s sent an unreadable holders list: %w", c.opts.Addr, err)
 	}

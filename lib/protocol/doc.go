@@ -51,7 +51,7 @@
 //
 // The answer is bounded by the server (names, parties per name, bytes);
 // when it leaves something out, the JSON says "truncated":true
-// (HoldersDoc, HoldersEncoder).
+// (Holders, HoldersEncoder).
 //
 // # Sessions
 //

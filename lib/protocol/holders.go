@@ -6,41 +6,47 @@ import (
 	"unicode/utf8"
 )
 
-// HoldersDoc is the JSON document of a holders answer (and of tnl-stats
-// --json). Field names are part of the protocol: add, never rename.
-type HoldersDoc struct {
-	Locks []LockDoc `json:"locks"`
+// Holders is the JSON document of a holders answer ("holders,{...}"):
+// who holds and who waits for each name. It is tnl's one holders schema:
+// the server writes it (HoldersEncoder), lib/client returns its LockInfos,
+// and tnl-stats --json prints them. The JSON names are part of the
+// protocol: fields may be added, none renamed or removed.
+type Holders struct {
+	// Locks are the names listed, each held or awaited by someone.
+	Locks []LockInfo `json:"locks"`
 	// Truncated: the server left something out to keep the answer within
 	// its bounds (names, holders or waiters of a name, bytes).
 	Truncated bool `json:"truncated,omitempty"`
 }
 
-// LockDoc is one name with its holders and its waiters in queue order.
-type LockDoc struct {
-	Name    string     `json:"name"`
-	Mode    string     `json:"mode"`  // "exclusive" or "shared"
-	Limit   int        `json:"limit"` // semaphore size; 1 for a plain lock
-	Token   uint64     `json:"token"` // the latest fencing token granted
-	Holders []PartyDoc `json:"holders"`
-	Waiters []PartyDoc `json:"waiters"`
+// LockInfo is one name with its holders and its waiters in queue order.
+type LockInfo struct {
+	Name    string  `json:"name"`
+	Mode    string  `json:"mode"`    // "exclusive" or "shared" (Mode.String)
+	Limit   int     `json:"limit"`   // semaphore size; 1 for a plain lock
+	Token   uint64  `json:"token"`   // the latest fencing token granted for the name
+	Holders []Party `json:"holders"` // never null on the wire
+	Waiters []Party `json:"waiters"` // in queue order; never null on the wire
 }
 
-// PartyDoc is a holder or a waiter.
-type PartyDoc struct {
+// Party is a holder or a waiter of a name: who it says it is (client id,
+// host, pid, all as sent with the request, clipped), where the server sees
+// it, and since when.
+type Party struct {
 	ClientID string    `json:"client_id"`
 	Host     string    `json:"host"`
-	PID      int       `json:"pid"`
-	Addr     string    `json:"addr"`
-	Mode     string    `json:"mode"`
-	Since    time.Time `json:"since"` // granted, or queued for a waiter
-	Token    uint64    `json:"token,omitempty"`
+	PID      int       `json:"pid"`             // 0 when not sent
+	Addr     string    `json:"addr"`            // the client's address as the server sees it
+	Mode     string    `json:"mode"`            // "exclusive" or "shared"
+	Since    time.Time `json:"since"`           // granted, or queued for a waiter; UTC
+	Token    uint64    `json:"token,omitempty"` // a holder's fencing token; absent for waiters
 }
 
 // HoldersEncoder writes a holders answer line ("holders,{...}\n") piece by
 // piece, appending to a byte slice the caller may write out and empty
 // between two calls, so that an answer of any size is sent in chunks and
 // never built whole. The line it writes is byte for byte what
-// encoding/json makes of the same HoldersDoc, and never longer than Max
+// encoding/json makes of the same Holders, and never longer than Max
 // bytes, "holders," and the newline included: a piece that would not fit is
 // left out (the call reports false) and the answer ends with
 // "truncated":true.
@@ -75,8 +81,8 @@ const MinHoldersAnswer = len(holdersOpen) + holdersReserve
 // MinLockBytes is the least a lock takes in a holders answer (a one-byte
 // name with one party with empty strings): an answer of Max bytes lists at
 // most Max/MinLockBytes locks.
-var MinLockBytes = len(AppendLockOpen(nil, &LockDoc{Name: "a", Mode: "shared", Limit: 1})) +
-	len(AppendParty(nil, &PartyDoc{Mode: "shared"})) + len(lockWaiters) + len(lockClose)
+var MinLockBytes = len(AppendLockOpen(nil, &LockInfo{Name: "a", Mode: "shared", Limit: 1})) +
+	len(AppendParty(nil, &Party{Mode: "shared"})) + len(lockWaiters) + len(lockClose)
 
 // Begin appends the start of the answer.
 func (e *HoldersEncoder) Begin(b []byte) []byte {
@@ -97,7 +103,7 @@ func (e *HoldersEncoder) fits(b []byte, start int) bool {
 // Lock closes the lock before it, if any, and opens l with its first party
 // p, a waiter when waiter is true (the lock has no holder listed then). It
 // reports false, and leaves b as it was, when there is no room for them.
-func (e *HoldersEncoder) Lock(b []byte, l *LockDoc, p *PartyDoc, waiter bool) ([]byte, bool) {
+func (e *HoldersEncoder) Lock(b []byte, l *LockInfo, p *Party, waiter bool) ([]byte, bool) {
 	start := len(b)
 	if e.inLock {
 		b = e.appendLockClose(b)
@@ -121,7 +127,7 @@ func (e *HoldersEncoder) Lock(b []byte, l *LockDoc, p *PartyDoc, waiter bool) ([
 // Party appends one more party to the open lock: a holder, or a waiter
 // when waiter is true. Holders come first: after a waiter, no holder. It
 // reports false, and leaves b as it was, when there is no room for it.
-func (e *HoldersEncoder) Party(b []byte, p *PartyDoc, waiter bool) ([]byte, bool) {
+func (e *HoldersEncoder) Party(b []byte, p *Party, waiter bool) ([]byte, bool) {
 	if !e.inLock || (e.inWaiters && !waiter) {
 		return b, false
 	}
@@ -170,9 +176,9 @@ func (e *HoldersEncoder) End(b []byte, truncated bool) []byte {
 // Len is the length of the answer so far.
 func (e *HoldersEncoder) Len() int { return e.n }
 
-// AppendLockOpen appends a LockDoc's JSON up to the opening of its holders
+// AppendLockOpen appends a LockInfo's JSON up to the opening of its holders
 // array: {"name":...,"token":T,"holders":[
-func AppendLockOpen(b []byte, l *LockDoc) []byte {
+func AppendLockOpen(b []byte, l *LockInfo) []byte {
 	b = append(b, `{"name":`...)
 	b = AppendJSONString(b, l.Name)
 	b = append(b, `,"mode":`...)
@@ -184,8 +190,8 @@ func AppendLockOpen(b []byte, l *LockDoc) []byte {
 	return append(b, `,"holders":[`...)
 }
 
-// AppendParty appends a PartyDoc's JSON, as encoding/json writes it.
-func AppendParty(b []byte, p *PartyDoc) []byte {
+// AppendParty appends a Party's JSON, as encoding/json writes it.
+func AppendParty(b []byte, p *Party) []byte {
 	b = append(b, `{"client_id":`...)
 	b = AppendJSONString(b, p.ClientID)
 	b = append(b, `,"host":`...)

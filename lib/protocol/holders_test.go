@@ -13,7 +13,7 @@ import (
 // encodeAll streams doc through a HoldersEncoder of max bytes, as the server
 // does, emptying the buffer every few pieces, and returns the line and how
 // many parties went in.
-func encodeAll(doc protocol.HoldersDoc, max int) (string, bool) {
+func encodeAll(doc protocol.Holders, max int) (string, bool) {
 	e := protocol.HoldersEncoder{Max: max}
 	var out strings.Builder
 	b := e.Begin(nil)
@@ -67,7 +67,7 @@ locks:
 	return out.String(), truncated
 }
 
-func marshalLine(t *testing.T, doc protocol.HoldersDoc) string {
+func marshalLine(t *testing.T, doc protocol.Holders) string {
 	t.Helper()
 	j, err := json.Marshal(doc)
 	if err != nil {
@@ -76,22 +76,22 @@ func marshalLine(t *testing.T, doc protocol.HoldersDoc) string {
 	return "holders," + string(j) + "\n"
 }
 
-func party(id string, tok uint64) protocol.PartyDoc {
-	return protocol.PartyDoc{ClientID: id, Host: "h<&>\"\\", PID: 42, Addr: "127.0.0.1:5000", Mode: "exclusive",
+func party(id string, tok uint64) protocol.Party {
+	return protocol.Party{ClientID: id, Host: "h<&>\"\\", PID: 42, Addr: "127.0.0.1:5000", Mode: "exclusive",
 		Since: time.Date(2026, 11, 25, 9, 49, 48, 238534705, time.UTC), Token: tok}
 }
 
 // TestHoldersEncoderExact: with room enough, the streamed line is byte for
 // byte encoding/json's, for holders only, waiters only, both, none.
 func TestHoldersEncoderExact(t *testing.T) {
-	docs := []protocol.HoldersDoc{
-		{Locks: []protocol.LockDoc{}},
-		{Locks: []protocol.LockDoc{{Name: "deploy", Mode: "exclusive", Limit: 1, Token: 9,
-			Holders: []protocol.PartyDoc{party("ci@build-3", 9)}, Waiters: []protocol.PartyDoc{}}}},
-		{Locks: []protocol.LockDoc{
-			{Name: "a", Mode: "exclusive", Limit: 1, Token: 3, Holders: []protocol.PartyDoc{}, Waiters: []protocol.PartyDoc{party("w1", 0), party("w2", 0)}},
-			{Name: "b", Mode: "shared", Limit: 1, Token: 5, Holders: []protocol.PartyDoc{party("s1", 4), party("s2", 5)}, Waiters: []protocol.PartyDoc{party("x", 0)}},
-			{Name: "c\u2028", Mode: "exclusive", Limit: 3, Token: 7, Holders: []protocol.PartyDoc{party("\xff\x01\t", 7)}, Waiters: []protocol.PartyDoc{}},
+	docs := []protocol.Holders{
+		{Locks: []protocol.LockInfo{}},
+		{Locks: []protocol.LockInfo{{Name: "deploy", Mode: "exclusive", Limit: 1, Token: 9,
+			Holders: []protocol.Party{party("ci@build-3", 9)}, Waiters: []protocol.Party{}}}},
+		{Locks: []protocol.LockInfo{
+			{Name: "a", Mode: "exclusive", Limit: 1, Token: 3, Holders: []protocol.Party{}, Waiters: []protocol.Party{party("w1", 0), party("w2", 0)}},
+			{Name: "b", Mode: "shared", Limit: 1, Token: 5, Holders: []protocol.Party{party("s1", 4), party("s2", 5)}, Waiters: []protocol.Party{party("x", 0)}},
+			{Name: "c\u2028", Mode: "exclusive", Limit: 3, Token: 7, Holders: []protocol.Party{party("\xff\x01\t", 7)}, Waiters: []protocol.Party{}},
 		}},
 	}
 	for i, doc := range docs {
@@ -109,10 +109,10 @@ func TestHoldersEncoderExact(t *testing.T) {
 // is one valid line, and is encoding/json's of the parties that fit, with
 // "truncated":true as soon as one is left out.
 func TestHoldersEncoderMax(t *testing.T) {
-	var doc protocol.HoldersDoc
+	var doc protocol.Holders
 	for i := range 5 {
-		l := protocol.LockDoc{Name: "lock-" + string(rune('a'+i)), Mode: "exclusive", Limit: 1, Token: uint64(10 + i),
-			Holders: []protocol.PartyDoc{}, Waiters: []protocol.PartyDoc{}}
+		l := protocol.LockInfo{Name: "lock-" + string(rune('a'+i)), Mode: "exclusive", Limit: 1, Token: uint64(10 + i),
+			Holders: []protocol.Party{}, Waiters: []protocol.Party{}}
 		for j := range i % 3 {
 			l.Holders = append(l.Holders, party("holder", uint64(j+1)))
 		}
@@ -133,7 +133,7 @@ func TestHoldersEncoderMax(t *testing.T) {
 		if len(got) > max || !strings.HasSuffix(got, "}\n") || strings.Count(got, "\n") != 1 {
 			t.Fatalf("max %d: %d bytes: %q", max, len(got), got)
 		}
-		var back protocol.HoldersDoc
+		var back protocol.Holders
 		if err := json.Unmarshal([]byte(strings.TrimPrefix(got, "holders,")), &back); err != nil {
 			t.Fatalf("max %d: %v: %s", max, err, got)
 		}
@@ -164,8 +164,8 @@ func TestHoldersEncoderMax(t *testing.T) {
 func TestMinLockBytes(t *testing.T) {
 	rnd := rand.New(rand.NewSource(1))
 	for range 100 {
-		l := protocol.LockDoc{Name: strings.Repeat("x", 1+rnd.Intn(20)), Mode: []string{"shared", "exclusive"}[rnd.Intn(2)], Limit: 1 + rnd.Intn(5)}
-		p := protocol.PartyDoc{Mode: l.Mode, Token: uint64(rnd.Intn(3))}
+		l := protocol.LockInfo{Name: strings.Repeat("x", 1+rnd.Intn(20)), Mode: []string{"shared", "exclusive"}[rnd.Intn(2)], Limit: 1 + rnd.Intn(5)}
+		p := protocol.Party{Mode: l.Mode, Token: uint64(rnd.Intn(3))}
 		e := protocol.HoldersEncoder{Max: 1 << 20}
 		b := e.Begin(nil)
 		b0 := len(b)

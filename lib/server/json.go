@@ -60,11 +60,13 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-// The holders document types live in lib/protocol, shared with clients.
+// HoldersDoc, LockDoc and PartyDoc are protocol.Holders, protocol.LockInfo
+// and protocol.Party, the one holders schema, under the names this package
+// gave them before; new code names protocol's.
 type (
-	HoldersDoc = protocol.HoldersDoc
-	LockDoc    = protocol.LockDoc
-	PartyDoc   = protocol.PartyDoc
+	HoldersDoc = protocol.Holders
+	LockDoc    = protocol.LockInfo
+	PartyDoc   = protocol.Party
 )
 
 // listBatch is how many parties one lockd.List call copies: one shard lock
@@ -124,8 +126,8 @@ func (c *conn) writeHolders(req protocol.Request) bool {
 	defer func() { sc.out = b[:0] }()
 	b = enc.Begin(b)
 	li := &sc.li
-	var ld LockDoc
-	var pd PartyDoc
+	var ld protocol.LockInfo
+	var pd protocol.Party
 	full := false
 	for _, name := range sc.names {
 		cur := lockd.ListCursor{}
@@ -137,7 +139,7 @@ func (c *conn) writeHolders(req protocol.Request) bool {
 			if opened {
 				b, ok = enc.Party(b, &pd, waiter)
 			} else {
-				ld = LockDoc{Name: li.Name, Mode: li.Mode.String(), Limit: li.Limit, Token: li.Token}
+				ld = protocol.LockInfo{Name: li.Name, Mode: li.Mode.String(), Limit: li.Limit, Token: li.Token}
 				b, ok = enc.Lock(b, &ld, &pd, waiter)
 				opened = ok
 			}
@@ -227,6 +229,6 @@ func (c *conn) writeChunk(b []byte, by time.Time) bool {
 	return true
 }
 
-func partyDoc(p lockd.Party) PartyDoc {
-	return PartyDoc{ClientID: p.ClientID, Host: p.Host, PID: p.PID, Addr: p.Addr, Mode: p.Mode.String(), Since: p.Since.UTC(), Token: p.Token}
+func partyDoc(p lockd.Party) protocol.Party {
+	return protocol.Party{ClientID: p.ClientID, Host: p.Host, PID: p.PID, Addr: p.Addr, Mode: p.Mode.String(), Since: p.Since.UTC(), Token: p.Token}
 }
