@@ -4,23 +4,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/alecthomas/kong"
 
 	"github.com/tnl-lock/tnl/cmd/internal/cli"
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/stats"
 	"github.com/tnl-lock/tnl/lib/client"
-	"github.com/tnl-lock/tnl/lib/protocol"
 )
 
 var version = ""
@@ -50,132 +45,69 @@ type grammar struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	return exitcode.Print(stderr, prog, stats(args, stdout, stderr))
+	cfg, done, err := parse(args, stdout, stderr, os.Getenv)
+	if err == nil && !done {
+		err = stats.Run(context.Background(), cfg, stdout)
+	}
+	return exitcode.Print(stderr, prog, err)
 }
 
-// Output is the --json document. Its fields are a stable interface: new
-// fields may be added, none is renamed or removed. Locks are in the
-// protocol's holders schema, as the server sent them.
-type Output struct {
-	Server    string              `json:"server"`    // HOST:PORT asked
-	Time      time.Time           `json:"time"`      // when the answer was read
-	Locks     []protocol.LockInfo `json:"locks"`     // held or awaited names, sorted; never null, nor their holders and waiters
-	Truncated bool                `json:"truncated"` // the server cut a very long list
-	Stats     map[string]int64    `json:"stats"`     // the server's counters (lock_count, requests_count, ...)
-}
-
-func stats(args []string, stdout, stderr io.Writer) error {
-	var c grammar
-	parser, err := cli.New(prog, description, &c, stdout, stderr, cli.VersionString(version))
+// parse reads the flags into what stats.Run needs; every usage error is
+// found here, before the server is asked anything. done: --help or
+// --version did all there was to do.
+func parse(args []string, stdout, stderr io.Writer, getenv func(string) string) (stats.Config, bool, error) {
+	var g grammar
+	parser, err := cli.New(prog, description, &g, stdout, stderr, cli.VersionString(version))
 	if err != nil {
-		return err
+		return stats.Config{}, false, err
 	}
 	if _, done, err := cli.Parse(parser, args); done || err != nil {
-		return err
+		return stats.Config{}, done, err
 	}
-	for _, n := range c.Names {
+	for _, n := range g.Names {
 		if err := client.ValidName(n); err != nil {
-			return cli.Usage(err, "")
+			return stats.Config{}, false, cli.Usage(err, "")
 		}
 	}
-	addr, err := c.Addr()
+	addr, err := g.Server.Resolve(getenv)
 	if err != nil {
-		return err
+		return stats.Config{}, false, err
 	}
-	timeout := time.Duration(c.Timeout)
+	timeout := time.Duration(g.Timeout)
 	if timeout <= 0 {
-		return cli.Usage(fmt.Errorf("--timeout %v: must be more than 0", timeout), "")
+		return stats.Config{}, false, cli.Usage(fmt.Errorf("--timeout %v: must be more than 0", timeout), "")
 	}
-	token, tlsConfig, err := c.Security.Load(os.Getenv)
+	token, tlsConfig, err := g.Security.Load(getenv)
 	if err != nil {
-		return err
+		return stats.Config{}, false, err
 	}
-	opts := client.Options{Addr: addr, DialTimeout: timeout, AuthToken: token, TLS: tlsConfig}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if c.Break != "" {
-		return breakLock(ctx, c, opts, stdout)
+	cfg := stats.Config{
+		Dial:    client.Options{Addr: addr, DialTimeout: timeout, AuthToken: token, TLS: tlsConfig},
+		Timeout: timeout, Names: g.Names, JSON: g.JSON,
 	}
-	if c.AdminTokenFile != "" {
-		return cli.Usage(errors.New("--admin-token-file is for --break"), "")
+	if g.Break != "" {
+		return cfg, false, parseBreak(g, &cfg, getenv)
 	}
-	cl, err := client.Dial(ctx, opts)
-	if err != nil {
-		return cli.DialError(opts, err)
+	if g.AdminTokenFile != "" {
+		return stats.Config{}, false, cli.Usage(errors.New("--admin-token-file is for --break"), "")
 	}
-	defer cl.Close()
-	infos, trunc, err := cl.Holders(ctx, c.Names...)
-	if err != nil {
-		return exitcode.New(exitcode.Unreachable, "cannot read the holders from %s: %w", addr, err)
-	}
-	counters, err := cl.Stats(ctx)
-	if err != nil {
-		return exitcode.New(exitcode.Unreachable, "cannot read the counters from %s: %w", addr, err)
-	}
-	out := Output{Server: addr, Time: time.Now(), Locks: infos, Truncated: trunc, Stats: counters}
-	if out.Locks == nil {
-		out.Locks = []protocol.LockInfo{}
-	}
-	if out.Stats == nil {
-		out.Stats = map[string]int64{}
-	}
-	for i := range out.Locks {
-		// "holders": [], not null, whatever the server sent.
-		if l := &out.Locks[i]; l.Holders == nil {
-			l.Holders = []protocol.Party{}
-		}
-		if l := &out.Locks[i]; l.Waiters == nil {
-			l.Waiters = []protocol.Party{}
-		}
-	}
-	slices.SortStableFunc(out.Locks, func(a, b protocol.LockInfo) int { return strings.Compare(a.Name, b.Name) })
-
-	if c.JSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	ew := &errWriter{w: stdout}
-	printTable(ew, out, c.Names)
-	if ew.err != nil {
-		return fmt.Errorf("cannot write the table: %w", ew.err)
-	}
-	return nil
+	return cfg, false, nil
 }
 
-// errWriter keeps the first write error, so that a full disk or a closed
-// pipe is not a silent success.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(b []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(b)
-	e.err = err
-	return n, err
-}
-
-// breakLock is --break: one .break request with the admin secret. The
-// statuses: 0 broken, 1 nobody held it (as grep finds nothing), 125 the
-// server could not be reached or refused the secret, 2 usage.
-func breakLock(ctx context.Context, c grammar, opts client.Options, stdout io.Writer) error {
-	name := c.Break
+// parseBreak checks --break and reads the admin secret it needs.
+func parseBreak(g grammar, cfg *stats.Config, getenv func(string) string) error {
 	switch {
-	case len(c.Names) > 0:
-		return cli.Usage(fmt.Errorf("--break takes one lock name; got %q as well", c.Names[0]), "break one lock at a time: tnl-stats --break NAME")
-	case c.JSON:
+	case len(g.Names) > 0:
+		return cli.Usage(fmt.Errorf("--break takes one lock name; got %q as well", g.Names[0]), "break one lock at a time: tnl-stats --break NAME")
+	case g.JSON:
 		return cli.Usage(errors.New("--break and --json cannot be used together"), "")
 	}
-	if err := client.ValidName(name); err != nil {
+	if err := client.ValidName(g.Break); err != nil {
 		return cli.Usage(err, "")
 	}
-	path, from := c.AdminTokenFile, "--admin-token-file"
+	path, from := g.AdminTokenFile, "--admin-token-file"
 	if path == "" {
-		path, from = os.Getenv("TNL_ADMIN_TOKEN_FILE"), "$TNL_ADMIN_TOKEN_FILE"
+		path, from = getenv("TNL_ADMIN_TOKEN_FILE"), "$TNL_ADMIN_TOKEN_FILE"
 	}
 	if path == "" {
 		return cli.Usage(errors.New("--break needs the operator's secret"),
@@ -185,90 +117,6 @@ func breakLock(ctx context.Context, c grammar, opts client.Options, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	err = client.Break(ctx, opts, name, admin)
-	var se *client.ServerError
-	switch {
-	case err == nil:
-		_, err := fmt.Fprintf(stdout, "broke %s\n", name)
-		return err
-	case errors.Is(err, client.ErrNotHeld):
-		return exitcode.New(exitcodeNotHeld, "lock %s is not held: nothing to break", name)
-	case errors.As(err, &se):
-		err = fmt.Errorf("server %s refused to break %s: %s", opts.Addr, name, se.Msg)
-		if errors.Is(se, client.ErrAdminRequired) || errors.Is(se, client.ErrAuthFailed) || errors.Is(se, client.ErrAuthRequired) {
-			return &exitcode.Error{Code: exitcode.Unreachable, Err: err,
-				Hint: "the secret in " + from + " is not the server's admin secret (a server started without --admin-token-file refuses every --break)"}
-		}
-		return &exitcode.Error{Code: exitcode.Unreachable, Err: err}
-	}
-	return cli.DialError(opts, err)
-}
-
-// exitcodeNotHeld is --break's status when nobody held the lock.
-const exitcodeNotHeld = 1
-
-// printTable writes one row per holder and per waiter, then the counters:
-//
-//	NAME   MODE       STATE   CLIENT    HOST  PID   SINCE               TOKEN
-//	build  exclusive  held    alice@h1  h1    4242  10:42:01 (3s ago)   17
-//	build  exclusive  wait 1  bob@h2    h2    977   10:42:03 (1s ago)   -
-func printTable(w io.Writer, out Output, asked []string) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	now := out.Time
-	if len(out.Locks) == 0 && len(asked) == 0 {
-		fmt.Fprintf(w, "no locks are held or awaited on %s\n", out.Server)
-	} else {
-		fmt.Fprintln(tw, "NAME\tMODE\tSTATE\tCLIENT\tHOST\tPID\tSINCE\tTOKEN")
-		seen := map[string]bool{}
-		for _, l := range out.Locks {
-			seen[l.Name] = true
-			mode := l.Mode
-			if l.Limit > 1 {
-				mode += " (limit " + strconv.Itoa(l.Limit) + ")"
-			}
-			for _, h := range l.Holders {
-				row(tw, l.Name, mode, "held", h, now, strconv.FormatUint(h.Token, 10))
-			}
-			for i, h := range l.Waiters {
-				row(tw, l.Name, mode, "wait "+strconv.Itoa(i+1), h, now, "-")
-			}
-		}
-		for _, n := range asked {
-			if !seen[n] {
-				seen[n] = true
-				fmt.Fprintf(tw, "%s\t-\tfree\t-\t-\t-\t-\t-\n", n)
-			}
-		}
-		tw.Flush()
-	}
-	if out.Truncated {
-		fmt.Fprintln(w, "(the server cut the list short; tnl-stats NAME lists one lock)")
-	}
-	fmt.Fprintf(w, "\nSERVER %s\n", out.Server)
-	keys := make([]string, 0, len(out.Stats))
-	for k := range out.Stats {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%d\n", k, out.Stats[k])
-	}
-	tw.Flush()
-}
-
-func row(tw io.Writer, name, mode, state string, h protocol.Party, now time.Time, token string) {
-	client, host, pid := h.ClientID, h.Host, "-"
-	if client == "" {
-		client = "-"
-	}
-	if host == "" {
-		host = h.Addr
-	}
-	if host == "" {
-		host = "-"
-	}
-	if h.PID > 0 {
-		pid = strconv.Itoa(h.PID)
-	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, mode, state, client, host, pid, cli.Since(h.Since, now), token)
+	cfg.Break, cfg.AdminToken, cfg.AdminFrom = g.Break, admin, from
+	return nil
 }

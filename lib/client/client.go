@@ -13,8 +13,17 @@
 // A lost lock says by when that work must have stopped at the latest
 // (Lock.KillBy): 3/4 of the timeout after the last word from the server.
 //
+// Errors are typed, for errors.Is and errors.As, never for matching words:
+// ErrNotGranted and ErrTimeout when the lock is not granted, a *LostError
+// (ErrLost) when it was lost, a *ServerError, whose reason errors.Is tells
+// (ErrNotHeld, ErrAuthFailed, ...), when the server refused. Holders returns
+// the server's own holders schema, protocol.LockInfo.
+//
 // It deliberately does not retry or reconnect: a lost lock is lost, and
 // a new Dial makes a new session, which is what lock users must reason about.
+// It speaks tnl's extension protocol only (a session; Break's one request),
+// never tcpnetlock's legacy forms, so it needs a tnl-server. Every line it
+// sends is formatted by lib/protocol.
 package client
 
 import (

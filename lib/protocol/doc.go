@@ -1,8 +1,17 @@
-// Package protocol parses and formats the lines of the tnl wire protocol.
+// Package protocol parses and formats the lines of the tnl wire protocol,
+// both ways: requests (ParseRequest, AppendRequest), answers (AppendReply,
+// ParseReply and friends), the reasons of "err" answers (IsReason), and the
+// JSON of a holders answer (Holders, streamed by HoldersEncoder). The
+// server, the Go client, the commands, the fuzzers and the benchmark all
+// share it, so that each action, key, answer and field is spelled in one
+// place, and what one side writes the other side reads back (fuzzed).
 //
-// It is pure: no network, no clock, no lock table. The server, the Go client,
-// the fuzzers and the benchmark all share it, so that one table of actions,
-// keys and answers exists in one place.
+// It is pure and deliberately small: no network and no reading of lines
+// (bounding a line or the wait for it is the caller's), no clock, no lock
+// table, no policy (whether a name is granted, who may break it, what a
+// secret must be). It checks the grammar and the ranges of values, and
+// formats into a caller's buffer, so that the lock and release path
+// allocates nothing for its lines.
 //
 // # Line grammar
 //
