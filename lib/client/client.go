@@ -136,8 +136,8 @@ func (e *ServerError) Is(target error) bool {
 }
 
 // The reasons of a *ServerError that a program may act on, for errors.Is.
-// They are never returned themselves: the *ServerError is, so that its
-// words (a limit mismatch says the limit held) reach people.
+// They are never returned themselves: the *ServerError is, so that the
+// server's own words reach people.
 var (
 	ErrNotHeld       = errors.New(protocol.ReasonNotHeld)       // release or break of a name not held
 	ErrInvalidName   = errors.New(protocol.ReasonInvalidName)   // a name the server does not allow

@@ -48,7 +48,7 @@
 //	                 also across restarts); then the connection behaves as legacy
 //	not-granted      (close) held by someone else and wait was 0
 //	timeout          (close) the wait ran out
-//	err,MESSAGE      (close) e.g. "err,limit mismatch: held with limit 3",
+//	err,MESSAGE      (close) e.g. "err,limit mismatch",
 //	                 "err,queue full", "err,invalid wait: ..."
 //
 // While an extension lock waits, .keepalive is answered "alive"; closing the

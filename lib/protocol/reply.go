@@ -201,9 +201,9 @@ func ParseReply(line []byte) (Reply, error) {
 }
 
 // The reasons of "err" answers that a program may act on, as the server
-// writes them after "err," (and after name:N, in a session). A reason may be
-// followed by ": " and details for people ("limit mismatch: held with limit
-// 3"); any other message is for people only. Test with IsReason.
+// writes them after "err," (and after name:N, in a session). A server may
+// follow a reason with ": " and details for people; any other message is
+// for people only. Test with IsReason, which allows for the details.
 const (
 	ReasonNotHeld       = "not held"                    // release or .break of a name not held
 	ReasonInvalidName   = "invalid lock name"           // a name outside the allowed set
