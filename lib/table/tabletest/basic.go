@@ -286,9 +286,14 @@ func testTokens(t *testing.T, tb table.Table) {
 			t.Fatalf("List(%q) token %d (%v), want the latest grant's %d", name, li.Token, ok, last[name])
 		}
 	}
+	// grants checks the grants of a Release, told before it returned.
 	grants := func(n int) {
 		t.Helper()
-		for _, e := range rec.wait(n) {
+		evs := rec.take()
+		if len(evs) != n {
+			t.Fatalf("Release told %d grants before it returned, want %d", len(evs), n)
+		}
+		for _, e := range evs {
 			check("a grant told by Granted", e.h)
 			if e.token != e.h.Token() {
 				t.Fatalf("Granted told token %d, then Token() = %d", e.token, e.h.Token())

@@ -252,3 +252,50 @@ func testBreakConcurrent(t *testing.T, tb table.Table) {
 	errs.report(t)
 	checkEmpty(t, tb)
 }
+
+// testOwnerConcurrent uses one owner from many goroutines at once, as a
+// session's requests and its wait timers do: each goroutine on names of its
+// own, holding one and waiting behind it for the same name, so the
+// owner's list of holders changes under all of them.
+func testOwnerConcurrent(t *testing.T, tb table.Table) {
+	rec := newRecorder()
+	o, _ := newOwner(t, tb, rec, table.Info{ClientID: "o"})
+	const goroutines, rounds = 8, 200
+	errs := &errList{}
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range rounds {
+				name := fmt.Sprintf("g%d-%d", g, i%4)
+				h, res, err := tb.Acquire(o, table.Request{Name: name})
+				if res != table.Granted {
+					errs.add("%s: Acquire = %v, %v; want Granted", name, resultName(res), err)
+					return
+				}
+				w, res, err := tb.Acquire(o, table.Request{Name: name, Wait: true})
+				if res != table.Queued {
+					errs.add("%s: Acquire behind the owner's own holder = %v, %v; want Queued", name, resultName(res), err)
+					return
+				}
+				if !tb.Release(h) || !tb.Held(w) || !tb.Release(w) {
+					errs.add("%s: Release, Held, Release of the holder and the waiter it let in: not all true", name)
+					return
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	withinFor(t, done, 6*deadline, "the goroutines sharing one owner")
+	errs.report(t)
+	if n := o.Count(); n != 0 {
+		t.Fatalf("Count = %d after every goroutine released everything", n)
+	}
+	if evs := rec.take(); len(evs) != goroutines*rounds {
+		t.Fatalf("told %d events, want %d grants", len(evs), goroutines*rounds)
+	}
+	if c := tb.Counters(); c.Acquired != 2*goroutines*rounds {
+		t.Fatalf("Counters = %+v, want Acquired %d", c, 2*goroutines*rounds)
+	}
+	checkEmpty(t, tb)
+}

@@ -94,6 +94,7 @@ func tests() []suiteTest {
 		suiteTest{name: "notifier calls back on grant", f: testGrantedCallsBack},
 		suiteTest{name: "notifier calls back on loss", f: testLostCallsBack},
 		suiteTest{name: "break from another goroutine", f: testBreakConcurrent},
+		suiteTest{name: "one owner from many goroutines", f: testOwnerConcurrent},
 		suiteTest{name: "model", fresh: testModel},
 		suiteTest{name: "concurrent", f: testConcurrent},
 	)
