@@ -22,8 +22,8 @@
 //
 // It deliberately does not check what the interface leaves to each
 // implementation or to its configuration: the queue bound (ErrQueueFull),
-// refusals for want of a token or a backend (ErrUnavailable, Degraded),
-// durability across restarts, and the clock behind Party.Since (only that
+// refusals for want of a token or a backend (ErrUnavailable; only that a
+// fresh table is not Degraded), durability across restarts, and the clock behind Party.Since (only that
 // it is set). A backend tests those itself.
 //
 // The suite waits only as a failure detector: when something that must
@@ -31,7 +31,18 @@
 // grants a Release makes must have been told when it returns, as the
 // interface promises; those of Cancel, ReleaseAll and Break, about which it
 // promises nothing, are waited for, so a table may tell them afterwards on
-// another goroutine.
+// another goroutine. What a call does to the holders and owner it is given
+// (Held, Count) must show when it returns.
+//
+// Where the interface leaves room, the suite reads it so: a Holder is
+// equal (==) to itself however it is handed over (Acquire, Find, a
+// Notifier call); the grants of one call are told in queue order, each
+// with a token above the one told before it on the name, so two grants
+// made at once never share a token; ReleaseAll may or may not grant an
+// owner's own waiter on its way to releasing it.
+//
+// With -short the model and the concurrent test do a fraction of their
+// work, for backends whose calls are slow.
 package tabletest
 
 import (
