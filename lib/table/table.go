@@ -75,7 +75,7 @@ const (
 type Request struct {
 	Name  string
 	Mode  Mode
-	Limit int  // semaphore size of an exclusive request; 0 or 1: a plain lock
+	Limit int  // semaphore size of an exclusive request; 0 or 1: a plain lock; a shared request has none
 	Wait  bool // queue when not grantable now
 }
 
@@ -156,12 +156,14 @@ type Table interface {
 	// FirstNames returns the first max names (in byte order) that are
 	// held or awaited, sorted, in dst's array when it is large enough,
 	// and whether there are more. It keeps at most max names while it
-	// looks, however many the table has.
+	// looks, however many the table has. max < 1 returns no name, and
+	// more reports whether there is any.
 	FirstNames(dst []string, max int) (names []string, more bool)
 	// List fills li with name's mode, limit and latest token, and with
 	// at most max of its parties after cur: holders oldest first, then
 	// waiters in queue order (li's slices are emptied and reused). It
-	// returns the cursor to go on from, and false when the name has no
+	// returns the cursor to go on from, Done exactly when no party
+	// followed at the time of the call, and false when the name has no
 	// holder or waiter, or when the party cur stands on has left its
 	// list since: the listing cannot go on from there.
 	List(name string, cur Cursor, max int, li *LockInfo) (Cursor, bool)
@@ -202,7 +204,7 @@ func (c Cursor) SkipHolders() Cursor {
 type Party struct {
 	Info
 	Mode  Mode
-	Limit int
+	Limit int       // the semaphore size asked for: 1 for shared requests and plain locks
 	Since time.Time // when it was granted; for a waiter, when it queued
 	Token uint64    // 0 for waiters
 }
