@@ -19,16 +19,18 @@ import (
 
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/server"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // nopNotifier is the Notifier of owners a test puts in the table directly,
 // to fill it faster than over the wire.
 type nopNotifier struct{}
 
-func (nopNotifier) Notify(*lockd.Holder) {}
+func (nopNotifier) Granted(table.Holder)     {}
+func (nopNotifier) Lost(table.Holder, error) {}
 
-func tableOwner(id string) *lockd.Owner {
-	return &lockd.Owner{Info: lockd.Info{ClientID: id, Host: "host", PID: 7, Addr: "127.0.0.1:9"}, Notifier: nopNotifier{}}
+func tableOwner(tb table.Table, id string) table.Owner {
+	return tb.NewOwner(table.Info{ClientID: id, Host: "host", PID: 7, Addr: "127.0.0.1:9"}, nopNotifier{})
 }
 
 // marshalHolders is the answer line encoding/json makes of doc.
@@ -88,12 +90,12 @@ func TestHoldersMaxAnswerBytes(t *testing.T) {
 // fillTable puts n waiters with long client ids on name, held by another.
 func fillTable(t *testing.T, tb *lockd.Table, name string, n int) {
 	t.Helper()
-	if _, res, _ := tb.Acquire(tableOwner("holder"), lockd.Request{Name: name}); res != lockd.Granted {
+	if _, res, _ := tb.Acquire(tableOwner(tb, "holder"), table.Request{Name: name}); res != table.Granted {
 		t.Fatalf("hold %s: %v", name, res)
 	}
 	for i := range n {
 		id := fmt.Sprintf("%05d-%s", i, strings.Repeat("w", 250))
-		if _, res, _ := tb.Acquire(tableOwner(id), lockd.Request{Name: name, Wait: true}); res != lockd.Queued {
+		if _, res, _ := tb.Acquire(tableOwner(tb, id), table.Request{Name: name, Wait: true}); res != table.Queued {
 			t.Fatalf("wait %d on %s: %v", i, name, res)
 		}
 	}
@@ -260,9 +262,9 @@ func TestSessionCaps(t *testing.T) {
 func TestSessionDefaultCaps(t *testing.T) {
 	const waits = 10000
 	ts := start(t, server.Config{})
-	o := tableOwner("holder")
+	o := tableOwner(ts.table, "holder")
 	for i := range waits + 1 {
-		ts.table.Acquire(o, lockd.Request{Name: "n" + strconv.Itoa(i)})
+		ts.table.Acquire(o, table.Request{Name: "n" + strconv.Itoa(i)})
 	}
 	c := dial(t, ts.addr)
 	c.roundtrip(".session\n", "session,dead-peer-timeout:30\n")
@@ -296,10 +298,10 @@ func TestSessionManyWaits(t *testing.T) {
 	}
 	const n = 150000
 	ts := start(t, server.Config{MaxSessionLocks: -1, MaxSessionWaits: -1, DeadPeerTimeout: 5 * time.Minute})
-	o := tableOwner("holder")
-	hs := make([]*lockd.Holder, n)
+	o := tableOwner(ts.table, "holder")
+	hs := make([]table.Holder, n)
 	for i := range n {
-		hs[i], _, _ = ts.table.Acquire(o, lockd.Request{Name: "w" + strconv.Itoa(i)})
+		hs[i], _, _ = ts.table.Acquire(o, table.Request{Name: "w" + strconv.Itoa(i)})
 	}
 	c := dial(t, ts.addr)
 	c.roundtrip(".session\n", "session,dead-peer-timeout:300\n")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // Connection states.
@@ -34,24 +35,25 @@ var aLongTimeAgo = time.Unix(1, 0)
 type conn struct {
 	srv   *Server
 	nc    net.Conn
-	owner lockd.Owner
+	info  table.Info  // who the peer is, as far as it said
+	owner table.Owner // nil until the first lock request or .session
 
 	state  uint8
-	ext    bool          // the single lock was asked for with extension keys
-	single *lockd.Holder // the lock of a legacy-style connection
-	until  time.Time     // wait deadline of the single lock; zero: none
-	waits  waitSet       // a session's waits
+	ext    bool         // the single lock was asked for with extension keys
+	single table.Holder // the lock of a legacy-style connection
+	until  time.Time    // wait deadline of the single lock; zero: none
+	waits  waitSet      // a session's waits
 
-	// Filled by Notify on another goroutine; read by serve.
+	// Filled by Granted and Lost on other goroutines; read by serve.
 	wmu sync.Mutex      // held by c's goroutine except while it reads
-	raw syscall.RawConn // sessions on plain TCP: for Notify's direct answer
+	raw syscall.RawConn // sessions on plain TCP: for Granted's direct answer
 
 	mu      sync.Mutex
-	granted []*lockd.Holder
-	broken  []*lockd.Holder // taken away by an operator
-	nev     atomic.Int32    // len(granted)+len(broken)
-	rdl     time.Time       // the read deadline in force, as far as we know
-	rdlSet  bool            // rdl is known (false after a deadline fired)
+	granted []table.Holder
+	broken  []table.Holder // taken away by an operator
+	nev     atomic.Int32   // len(granted)+len(broken)
+	rdl     time.Time      // the read deadline in force, as far as we know
+	rdlSet  bool           // rdl is known (false after a deadline fired)
 
 	buf   []byte // unread input: buf[r:w]
 	r, w  int
@@ -72,15 +74,22 @@ type conn struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc}
 	c.buf = c.small[:]
-	c.owner.Notifier = c
-	c.owner.Addr = nc.RemoteAddr().String()
+	c.info.Addr = nc.RemoteAddr().String()
 	return c
 }
 
-// Notify is called by lockd, on the goroutine of whoever released the lock,
-// when one of c's waiters is granted. It must not block: it hands the grant
-// to c's goroutine and wakes it by moving its read deadline into the past.
-func (c *conn) Notify(h *lockd.Holder) {
+// newOwner makes c's owner in the table, once the peer has said who it is
+// (its first lock request, or .session): the table keeps the Info it is
+// given, for listings.
+func (c *conn) newOwner() {
+	c.owner = c.srv.table.NewOwner(c.info, c)
+}
+
+// Granted is called by the table, on the goroutine of whoever released the
+// lock, when one of c's waiters is granted. It must not block: it hands the
+// grant to c's goroutine and wakes it by moving its read deadline into the
+// past.
+func (c *conn) Granted(h table.Holder) {
 	// The fast way, for a session idle in Read: answer the wait right here
 	// with one non-blocking write, saving the wake-up of c's goroutine. It
 	// is safe only while c's goroutine is not working (TryLock) and only
@@ -100,11 +109,11 @@ func (c *conn) Notify(h *lockd.Holder) {
 }
 
 // grantDirect answers a session's granted wait without blocking. wmu held.
-func (c *conn) grantDirect(h *lockd.Holder) bool {
+func (c *conn) grantDirect(h table.Holder) bool {
 	if c.state != stSession || c.closing || c.srv.stopping.Load() || len(c.out) != 0 || !c.waits.drop(h) {
 		return false
 	}
-	c.reply(protocol.KindOK, h.Name(), h.Token, "")
+	c.reply(protocol.KindOK, h.Name(), h.Token(), "")
 	n, werr := -1, error(nil)
 	err := c.raw.Write(func(fd uintptr) bool {
 		n, werr = syscall.Write(int(fd), c.out)
@@ -122,8 +131,9 @@ func (c *conn) grantDirect(h *lockd.Holder) bool {
 	return false
 }
 
-// Broken is called by lockd when an operator breaks one of c's locks.
-func (c *conn) Broken(h *lockd.Holder) {
+// Lost is called by the table when one of c's locks is taken away (an
+// operator broke it).
+func (c *conn) Lost(h table.Holder, _ error) {
 	c.mu.Lock()
 	c.broken = append(c.broken, h)
 	c.nev.Add(1)
@@ -134,7 +144,7 @@ func (c *conn) Broken(h *lockd.Holder) {
 	}
 }
 
-func (c *conn) takeEvents() (granted, broken []*lockd.Holder) {
+func (c *conn) takeEvents() (granted, broken []table.Holder) {
 	c.mu.Lock()
 	granted, broken = c.granted, c.broken
 	c.granted, c.broken = nil, nil
@@ -163,7 +173,9 @@ func (c *conn) run() {
 		return // parked: the parker owns c now
 	}
 	// Closing releases everything held and cancels every wait, at once.
-	s.table.ReleaseAll(&c.owner)
+	if c.owner != nil {
+		s.table.ReleaseAll(c.owner)
+	}
 	if c.session {
 		s.nsessions.Add(-1)
 	}
@@ -187,7 +199,7 @@ func (c *conn) loop() (parked bool) {
 	// so the first Read really reads instead of timing out at once.
 	c.lastSeen = time.Now()
 	for {
-		// Everything but the Read happens under wmu, so that Notify can
+		// Everything but the Read happens under wmu, so that Granted can
 		// tell, by TryLock, that the connection's state is stable.
 		c.wmu.Lock()
 		next := c.turn(haveRead)
@@ -210,7 +222,7 @@ func (c *conn) loop() (parked bool) {
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// Woken by Notify, or a deadline: the loop looks. Nothing
+				// Woken by Granted or Lost, or a deadline: the loop looks. Nothing
 				// came in before it, so a resumed holder may park again:
 				// else a holder resumed with nothing to read (a stale
 				// epoll event) would keep timing out at its park deadline.
@@ -218,7 +230,7 @@ func (c *conn) loop() (parked bool) {
 				haveRead = true
 				continue
 			}
-			// EOF, reset, half-close: the peer is gone. Notify must not
+			// EOF, reset, half-close: the peer is gone. Granted must not
 			// answer it any more (run releases without wmu).
 			c.wmu.Lock()
 			c.closing = true
@@ -252,7 +264,7 @@ func (c *conn) turn(haveRead bool) int {
 		}
 		line, ok, err := c.nextLine()
 		if err != nil {
-			s.rlog.Warn("request refused: line too long", "remote", c.owner.Addr, "max", s.cfg.MaxLineLength)
+			s.rlog.Warn("request refused: line too long", "remote", c.info.Addr, "max", s.cfg.MaxLineLength)
 			c.reply(protocol.KindErr, "", 0, "line too long")
 			c.state = stDone
 			break
@@ -355,7 +367,7 @@ func (c *conn) expire(now time.Time) {
 	switch c.state {
 	case stFirst:
 		if !now.Before(c.firstBy) {
-			s.rlog.Info("connection closed: no request in time", "remote", c.owner.Addr, "timeout", s.cfg.FirstLineTimeout)
+			s.rlog.Info("connection closed: no request in time", "remote", c.info.Addr, "timeout", s.cfg.FirstLineTimeout)
 			c.reply(protocol.KindErr, "", 0, "timeout waiting for request")
 			c.state = stDone
 		}
@@ -366,10 +378,10 @@ func (c *conn) expire(now time.Time) {
 			c.state = stDone
 		}
 		// If Cancel failed, the lock was granted meanwhile: the grant is
-		// on its way through Notify and the next turn delivers it.
+		// on its way through Granted and the next turn delivers it.
 	case stSession:
 		if now.Sub(c.lastSeen) >= s.cfg.DeadPeerTimeout {
-			s.rlog.Info("session closed: peer silent", "remote", c.owner.Addr, "client_id", c.owner.ClientID, "timeout", s.cfg.DeadPeerTimeout)
+			s.rlog.Info("session closed: peer silent", "remote", c.info.Addr, "client_id", c.info.ClientID, "timeout", s.cfg.DeadPeerTimeout)
 			c.state = stDone
 			return
 		}
@@ -432,12 +444,12 @@ func (c *conn) deliverEvents() {
 	}
 }
 
-func (c *conn) replyGrant(h *lockd.Holder) {
+func (c *conn) replyGrant(h table.Holder) {
 	switch {
 	case c.state == stSession:
-		c.reply(protocol.KindOK, h.Name(), h.Token, "")
+		c.reply(protocol.KindOK, h.Name(), h.Token(), "")
 	case c.ext:
-		c.reply(protocol.KindOK, "", h.Token, "")
+		c.reply(protocol.KindOK, "", h.Token(), "")
 	default:
 		c.reply(protocol.KindOK, "", 0, "")
 	}
@@ -519,7 +531,7 @@ func (c *conn) spill() bool {
 
 // writeOut writes c.out by the deadline and empties it, keeping its array.
 // A peer that does not read its answers only blocks its own goroutine (and
-// Notify, finding wmu taken, queues grants for it instead), and not past
+// Granted, finding wmu taken, queues grants for it instead), and not past
 // the deadline: then the connection ends, and with it what it holds.
 func (c *conn) writeOut(by time.Time) bool {
 	ok := c.writeChunk(c.out, by)
@@ -534,7 +546,7 @@ func (c *conn) handle(line []byte) {
 		return
 	}
 	if errors.Is(err, protocol.ErrMalformed) {
-		c.srv.log.Debug("bad request", "remote", c.owner.Addr)
+		c.srv.log.Debug("bad request", "remote", c.info.Addr)
 		c.reply(protocol.KindBadRequest, "", 0, "")
 		c.endUnlessSession()
 		return
@@ -565,7 +577,8 @@ func (c *conn) handle(line []byte) {
 			c.state = stDone
 			return
 		}
-		c.owner.ClientID, c.owner.Host, c.owner.PID = req.ClientID, req.Host, req.PID
+		c.info.ClientID, c.info.Host, c.info.PID = req.ClientID, req.Host, req.PID
+		c.newOwner()
 		c.state = stSession
 		c.session = true
 		c.srv.nsessions.Add(1)
@@ -576,11 +589,11 @@ func (c *conn) handle(line []byte) {
 	case protocol.ActShutdown:
 		c.state = stDone
 		if c.srv.cfg.AdminToken == "" || !tokenOK(req.Auth, c.srv.cfg.AdminToken) || c.srv.cfg.OnShutdown == nil {
-			c.srv.rlog.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
+			c.srv.rlog.Warn("refused .server-shutdown from a peer", "remote", c.info.Addr)
 			c.reply(protocol.KindBadAction, "", 0, "")
 			return
 		}
-		c.srv.log.Warn("shutting down at an operator's request", "remote", c.owner.Addr)
+		c.srv.log.Warn("shutting down at an operator's request", "remote", c.info.Addr)
 		c.reply(protocol.KindShuttingDown, "", 0, "")
 		c.flush()
 		go c.srv.cfg.OnShutdown()
@@ -588,7 +601,7 @@ func (c *conn) handle(line []byte) {
 		c.handleBreak(req)
 		c.state = stDone
 	default:
-		c.srv.log.Debug("bad action", "remote", c.owner.Addr)
+		c.srv.log.Debug("bad action", "remote", c.info.Addr)
 		c.reply(protocol.KindBadAction, "", 0, "")
 		c.state = stDone
 	}
@@ -604,9 +617,9 @@ func (c *conn) endUnlessSession() {
 func (c *conn) handleFirstLock(req protocol.Request, perr error) {
 	s := c.srv
 	c.ext = req.Ext
-	c.owner.ClientID, c.owner.Host, c.owner.PID = req.ClientID, req.Host, req.PID
+	c.info.ClientID, c.info.Host, c.info.PID = req.ClientID, req.Host, req.PID
 	if !protocol.ValidName(req.Name) {
-		s.rlog.Info("request refused: invalid lock name", "remote", c.owner.Addr)
+		s.rlog.Info("request refused: invalid lock name", "remote", c.info.Addr)
 		c.reply(protocol.KindErr, "", 0, "invalid lock name")
 		c.state = stDone
 		return
@@ -621,23 +634,24 @@ func (c *conn) handleFirstLock(req protocol.Request, perr error) {
 		c.state = stDone
 		return
 	}
-	h, res, err := s.table.Acquire(&c.owner, lockd.Request{Name: req.Name, Mode: req.Mode, Limit: req.Limit, Wait: req.Wait > 0})
+	c.newOwner()
+	h, res, err := s.table.Acquire(c.owner, table.Request{Name: req.Name, Mode: tableMode(req.Mode), Limit: req.Limit, Wait: req.Wait > 0})
 	switch res {
-	case lockd.Granted:
+	case table.Granted:
 		c.single = h
 		c.state = stHeld
 		c.replyGrant(h)
-		s.log.Debug("lock granted", "name", req.Name, "remote", c.owner.Addr, "client_id", req.ClientID, "token", h.Token)
-	case lockd.Queued:
+		s.log.Debug("lock granted", "name", req.Name, "remote", c.info.Addr, "client_id", req.ClientID, "token", h.Token())
+	case table.Queued:
 		c.single = h
 		c.state = stWaiting
 		if req.Wait != protocol.WaitForever {
 			c.until = time.Now().Add(req.Wait)
 		}
-	case lockd.NotGranted:
+	case table.NotGranted:
 		c.reply(protocol.KindNotGranted, "", 0, "")
 		c.state = stDone
-	case lockd.Refused:
+	case table.Refused:
 		if !c.ext && !noToken(err) {
 			// A legacy request gets only legacy answers. (err, is one
 			// of them: tcpnetlock answers it to a bad name, and its
@@ -647,7 +661,7 @@ func (c *conn) handleFirstLock(req protocol.Request, perr error) {
 		} else {
 			c.reply(protocol.KindErr, "", 0, refusal(err))
 		}
-		s.logRefusal(req.Name, &c.owner, err)
+		s.logRefusal(req.Name, &c.info, err)
 		c.state = stDone
 	}
 }
@@ -662,7 +676,7 @@ func noToken(err error) bool {
 // at error level (see Table.Degraded), where a line per refused request
 // would flood the log of a busy server exactly when its disk is full.
 // Exhausted tokens (2^63 of them) are an error each time.
-func (s *Server) logRefusal(name string, o *lockd.Owner, err error) {
+func (s *Server) logRefusal(name string, o *table.Info, err error) {
 	level := slog.LevelInfo
 	switch {
 	case errors.Is(err, lockd.ErrNotDurable):
@@ -680,7 +694,7 @@ func (c *conn) replyPing(ext bool) {
 	why := ""
 	if err := c.srv.table.Degraded(); ext && err != nil {
 		// The same words as the refusals it causes.
-		why = lockd.ErrNotDurable.Error() + ": " + err.Error()
+		why = err.Error()
 	}
 	c.out = protocol.AppendPong(c.out, why)
 }
@@ -746,7 +760,7 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 			c.reply(protocol.KindErr, req.Name, 0, msg)
 			return
 		}
-		if s.table.Find(&c.owner, req.Name) != nil {
+		if s.table.Find(c.owner, req.Name) != nil {
 			c.reply(protocol.KindErr, req.Name, 0, "already held or awaited by this session")
 			return
 		}
@@ -761,24 +775,24 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		// waiting: granted if free, refused otherwise.
 		mayWait := req.Wait > 0
 		atWaitCap := mayWait && s.cfg.MaxSessionWaits > 0 && c.waits.len() >= s.cfg.MaxSessionWaits
-		h, res, err := s.table.Acquire(&c.owner, lockd.Request{Name: req.Name, Mode: req.Mode, Limit: req.Limit, Wait: mayWait && !atWaitCap})
+		h, res, err := s.table.Acquire(c.owner, table.Request{Name: req.Name, Mode: tableMode(req.Mode), Limit: req.Limit, Wait: mayWait && !atWaitCap})
 		switch res {
-		case lockd.Granted:
-			c.reply(protocol.KindOK, req.Name, h.Token, "")
-		case lockd.Queued:
+		case table.Granted:
+			c.reply(protocol.KindOK, req.Name, h.Token(), "")
+		case table.Queued:
 			var deadline time.Time
 			if req.Wait != protocol.WaitForever {
 				deadline = time.Now().Add(req.Wait)
 			}
 			c.waits.add(h, deadline)
-		case lockd.NotGranted:
+		case table.NotGranted:
 			if atWaitCap {
 				c.refuseOverCap(req.Name, "too many waits in this session", s.cfg.MaxSessionWaits)
 				return
 			}
 			c.reply(protocol.KindNotGranted, req.Name, 0, "")
-		case lockd.Refused:
-			s.logRefusal(req.Name, &c.owner, err)
+		case table.Refused:
+			s.logRefusal(req.Name, &c.info, err)
 			c.reply(protocol.KindErr, req.Name, 0, refusal(err))
 		}
 	case protocol.ActRelease:
@@ -786,13 +800,13 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 			c.reply(protocol.KindErr, "", 0, "invalid lock name")
 			return
 		}
-		h := s.table.Find(&c.owner, req.Name)
+		h := s.table.Find(c.owner, req.Name)
 		if h == nil {
 			c.reply(protocol.KindErr, req.Name, 0, "not held")
 			return
 		}
 		// Held, or waiting: then Release withdraws it. A wait granted a
-		// moment ago counts as held; its grant, queued by Notify, is
+		// moment ago counts as held; its grant, queued by Granted, is
 		// dropped by deliverEvents because the wait is gone.
 		waiting := c.waits.drop(h)
 		if !s.table.Release(h) && waiting {
@@ -806,7 +820,7 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		c.handleBreak(req)
 	default:
 		if req.Action == protocol.ActShutdown {
-			s.rlog.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
+			s.rlog.Warn("refused .server-shutdown from a peer", "remote", c.info.Addr)
 		}
 		c.reply(protocol.KindBadAction, "", 0, "")
 	}
@@ -814,7 +828,7 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 
 // refuseOverCap answers a session's lock request over one of its caps.
 func (c *conn) refuseOverCap(name, why string, max int) {
-	c.srv.rlog.Info("lock refused: "+why, "name", name, "remote", c.owner.Addr, "client_id", c.owner.ClientID, "max", max)
+	c.srv.rlog.Info("lock refused: "+why, "name", name, "remote", c.info.Addr, "client_id", c.info.ClientID, "max", max)
 	c.reply(protocol.KindErr, name, 0, why+" (max "+strconv.Itoa(max)+")")
 }
 
@@ -835,7 +849,7 @@ func (c *conn) authorized(req protocol.Request) bool {
 	if req.Auth != "" {
 		msg = "authentication failed"
 	}
-	c.srv.rlog.Warn("request refused: "+msg, "remote", c.owner.Addr, "action", req.Action.String())
+	c.srv.rlog.Warn("request refused: "+msg, "remote", c.info.Addr, "action", req.Action.String())
 	c.reply(protocol.KindErr, "", 0, msg)
 	return false
 }
@@ -850,7 +864,7 @@ func tokenOK(got, want string) bool {
 func (c *conn) handleBreak(req protocol.Request) {
 	s := c.srv
 	if s.cfg.AdminToken == "" || !tokenOK(req.Auth, s.cfg.AdminToken) {
-		s.rlog.Warn("refused .break: admin token required", "remote", c.owner.Addr)
+		s.rlog.Warn("refused .break: admin token required", "remote", c.info.Addr)
 		c.reply(protocol.KindErr, "", 0, "admin token required")
 		return
 	}
@@ -863,7 +877,7 @@ func (c *conn) handleBreak(req protocol.Request) {
 		c.reply(protocol.KindErr, req.Name, 0, "not held")
 		return
 	}
-	s.log.Warn("lock broken by an operator", "name", req.Name, "holders", n, "remote", c.owner.Addr)
+	s.log.Warn("lock broken by an operator", "name", req.Name, "holders", n, "remote", c.info.Addr)
 	c.reply(protocol.KindReleased, req.Name, 0, "")
 }
 

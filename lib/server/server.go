@@ -5,7 +5,7 @@
 // goroutine. Everything that concerns a connection happens on its goroutine,
 // which blocks in Read with a deadline that is the earliest of what it waits
 // for (first line, a wait timeout, a session's heartbeat). When another
-// connection's release grants one of its waiters, lockd calls Notify, which
+// connection's release grants one of its waiters, the table calls Granted, which
 // only queues the grant and moves the read deadline into the past, so that a
 // slow or hostile peer can never block the goroutine that released the lock.
 //
@@ -25,6 +25,7 @@ import (
 	"github.com/tnl-lock/tnl/lib/internal/sockopt"
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // Defaults for Config.
@@ -155,7 +156,7 @@ func (s *Server) parkFailed(c *conn) {
 	if c.fd < 0 {
 		why = "not a plain TCP socket (TLS)"
 	}
-	s.log.Warn("an idle lock holder keeps its goroutine: "+why+"; said once", "remote", c.owner.Addr)
+	s.log.Warn("an idle lock holder keeps its goroutine: "+why+"; said once", "remote", c.info.Addr)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -316,7 +317,7 @@ func (s *Server) Table() *lockd.Table { return s.table }
 
 // Stats are the server's counters.
 type Stats struct {
-	lockd.Counters
+	table.Counters
 	Requests    uint64
 	Connections int64
 	Sessions    int64
