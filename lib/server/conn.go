@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
 	"github.com/tnl-lock/tnl/lib/table"
 )
@@ -666,23 +665,24 @@ func (c *conn) handleFirstLock(req protocol.Request, perr error) {
 	}
 }
 
-// noToken reports whether a refusal is for want of a fencing token.
-func noToken(err error) bool {
-	return errors.Is(err, lockd.ErrNotDurable) || errors.Is(err, lockd.ErrTokensExhausted)
-}
+// noToken reports whether a refusal is for want of what a grant needs (a
+// fencing token that can be made durable, a reachable backend).
+func noToken(err error) bool { return errors.Is(err, table.ErrUnavailable) }
 
-// logRefusal logs a refused lock request. A refusal for want of a durable
-// token is logged at debug level only: the server says it once per episode
-// at error level (see Table.Degraded), where a line per refused request
-// would flood the log of a busy server exactly when its disk is full.
-// Exhausted tokens (2^63 of them) are an error each time.
+// logRefusal logs a refused lock request. A refusal for want of what a grant
+// needs, while the table says it is degraded, is logged at debug level only:
+// the episode is logged once, at error level, by whoever watches the table
+// (tnl-server watches its fencing state), where a line per refused request
+// would flood the log of a busy server exactly when its disk is full. When
+// the table is not degraded (lib/lockd: the fencing tokens are exhausted,
+// all 2^63 of them) each refusal is an error.
 func (s *Server) logRefusal(name string, o *table.Info, err error) {
 	level := slog.LevelInfo
-	switch {
-	case errors.Is(err, lockd.ErrNotDurable):
-		level = slog.LevelDebug
-	case errors.Is(err, lockd.ErrTokensExhausted):
+	if noToken(err) {
 		level = slog.LevelError
+		if s.table.Degraded() != nil {
+			level = slog.LevelDebug
+		}
 	}
 	s.rlog.Log(context.Background(), level, "lock refused", "name", name, "remote", o.Addr, "client_id", o.ClientID, "err", err)
 }

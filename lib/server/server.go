@@ -1,5 +1,7 @@
 // Package server serves the tnl wire protocol (lib/protocol) over TCP on top
-// of the lock table (lib/lockd).
+// of a lock table: any table.Table, the embedded one (lib/lockd) or one kept
+// elsewhere. The server speaks the wire and owns connections, sessions and
+// wait timeouts; the table keeps the locks.
 //
 // Each connection has one goroutine and nothing else: no timers, no writer
 // goroutine. Everything that concerns a connection happens on its goroutine,
@@ -10,7 +12,7 @@
 // slow or hostile peer can never block the goroutine that released the lock.
 //
 // It deliberately does not authenticate, encrypt or persist anything beyond
-// what lockd persists; those belong to the listener and the table.
+// what the table persists; those belong to the listener and the table.
 package server
 
 import (
@@ -23,7 +25,6 @@ import (
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/internal/sockopt"
-	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
 	"github.com/tnl-lock/tnl/lib/table"
 )
@@ -86,7 +87,7 @@ type Config struct {
 // Server is a tnl lock server.
 type Server struct {
 	cfg   Config
-	table *lockd.Table
+	table table.Table
 	log   *slog.Logger
 	rlog  *rateLog // for the lines a peer can make the server repeat
 	start time.Time
@@ -108,8 +109,9 @@ type Server struct {
 	requests  atomic.Uint64
 }
 
-// New returns a server for table t.
-func New(t *lockd.Table, cfg Config) *Server {
+// New returns a server for table t. The server times waits out itself
+// (Table.Cancel, Table.CountTimeout): t needs no timers.
+func New(t table.Table, cfg Config) *Server {
 	if cfg.DeadPeerTimeout <= 0 {
 		cfg.DeadPeerTimeout = DefaultDeadPeerTimeout
 	}
@@ -313,7 +315,7 @@ func (s *Server) Close() error {
 }
 
 // Table returns the server's lock table.
-func (s *Server) Table() *lockd.Table { return s.table }
+func (s *Server) Table() table.Table { return s.table }
 
 // Stats are the server's counters.
 type Stats struct {
@@ -322,8 +324,8 @@ type Stats struct {
 	Connections int64
 	Sessions    int64
 	Uptime      time.Duration
-	// Degraded is why the table cannot grant every lock now (fencing
-	// tokens cannot be made durable), or nil: Table.Degraded.
+	// Degraded is why the table cannot grant every lock now (for lib/lockd:
+	// fencing tokens cannot be made durable), or nil: Table.Degraded.
 	Degraded error
 }
 
