@@ -3,13 +3,18 @@
 // elsewhere. The server speaks the wire and owns connections, sessions and
 // wait timeouts; the table keeps the locks.
 //
-// Each connection has one goroutine and nothing else: no timers, no writer
-// goroutine. Everything that concerns a connection happens on its goroutine,
-// which blocks in Read with a deadline that is the earliest of what it waits
-// for (first line, a wait timeout, a session's heartbeat). When another
-// connection's release grants one of its waiters, the table calls Granted, which
-// only queues the grant and moves the read deadline into the past, so that a
-// slow or hostile peer can never block the goroutine that released the lock.
+// Each connection has one goroutine, and no writer goroutine. Everything
+// that concerns a connection happens on it: it blocks in Read with a
+// deadline that is the earliest of what the connection waits for (its first
+// line, its waits' timeouts, a session's heartbeat), so the wait timers of a
+// connection are that one read deadline, not a timer per wait. When another
+// connection's release grants one of its waiters, the table calls Granted,
+// which only queues the grant and moves the read deadline into the past (or,
+// for a session idle in Read, writes the answer with one non-blocking write),
+// so that a slow or hostile peer can never block the goroutine that released
+// the lock. On Linux an idle legacy holder gives its goroutine up to the
+// parker, one epoll set for the server, until its peer sends something or
+// goes away.
 //
 // It deliberately does not authenticate, encrypt or persist anything beyond
 // what the table persists; those belong to the listener and the table.
@@ -147,18 +152,6 @@ func capDefault(v, def int) int {
 		return 0
 	}
 	return v
-}
-
-// parkFailed notes that c could not be parked; the first time, it says so.
-func (s *Server) parkFailed(c *conn) {
-	if s.stopping.Load() || !s.parkWarned.CompareAndSwap(false, true) {
-		return
-	}
-	why := "epoll refused it (fs.epoll.max_user_watches, memory)"
-	if c.fd < 0 {
-		why = "not a plain TCP socket (TLS)"
-	}
-	s.log.Warn("an idle lock holder keeps its goroutine: "+why+"; said once", "remote", c.info.Addr)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
