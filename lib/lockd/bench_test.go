@@ -7,11 +7,13 @@ import (
 	"testing"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 type nopNotifier struct{}
 
-func (nopNotifier) Notify(*lockd.Holder) {}
+func (nopNotifier) Granted(table.Holder)     {}
+func (nopNotifier) Lost(table.Holder, error) {}
 
 // BenchmarkAcquireRelease: one acquire and one release of an uncontended
 // lock per op, each goroutine on a name of its own (the name is created and
@@ -21,11 +23,11 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	var id atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		o := &lockd.Owner{Notifier: nopNotifier{}}
+		o := lockd.NewOwner(table.Info{}, nopNotifier{})
 		name := "bench-" + strconv.FormatInt(id.Add(1), 10)
 		for pb.Next() {
-			h, res, _ := tb.Acquire(o, lockd.Request{Name: name})
-			if res != lockd.Granted {
+			h, res, _ := tb.Acquire(o, table.Request{Name: name})
+			if res != table.Granted {
 				b.Errorf("%s: %v", name, res)
 				return
 			}
@@ -42,12 +44,12 @@ func BenchmarkHeldMemory(b *testing.B) {
 	var perLock float64
 	for b.Loop() {
 		tb := lockd.New(lockd.Options{})
-		o := &lockd.Owner{Info: lockd.Info{ClientID: "bench", Host: "localhost", PID: 1}, Notifier: nopNotifier{}}
+		o := lockd.NewOwner(table.Info{ClientID: "bench", Host: "localhost", PID: 1}, nopNotifier{})
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		for i := range n {
-			if _, res, _ := tb.Acquire(o, lockd.Request{Name: "lock-" + strconv.Itoa(i)}); res != lockd.Granted {
+			if _, res, _ := tb.Acquire(o, table.Request{Name: "lock-" + strconv.Itoa(i)}); res != table.Granted {
 				b.Fatalf("lock %d: %v", i, res)
 			}
 		}

@@ -4,8 +4,22 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
+
+// MemTokens is the default TokenSource, for the tests that draw from it.
+type MemTokens = memTokens
+
+// NewOwner makes an owner as Table.NewOwner does, without a table.
+func NewOwner(info table.Info, n table.Notifier) table.Owner {
+	return &owner{info: info, notifier: n}
+}
+
+// SetNotifier sets o's Notifier, for a Notifier that must know its owner.
+func SetNotifier(o table.Owner, n table.Notifier) { asOwner(o).notifier = n }
+
+// HoldingOff reports whether the table still grants nothing (Options.HoldOff).
+func (t *Table) HoldingOff() bool { return t.holdOff.Load() }
 
 // Entries counts the names in the shard maps, so that tests can check that
 // idle names are really forgotten and not merely left out of the counters.
@@ -26,10 +40,10 @@ func (t *Table) Entries() int {
 // name when none is given, sorted by name. Names without holders or waiters
 // are left out. maxParties bounds the holders and waiters listed per name
 // (0 = all), so that a huge shared lock cannot make one answer unbounded.
-func (t *Table) Snapshot(names []string, maxParties int) []LockInfo {
-	var out []LockInfo
+func (t *Table) Snapshot(names []string, maxParties int) []table.LockInfo {
+	var out []table.LockInfo
 	collect := func(e *entry) {
-		li := LockInfo{Name: e.name, Mode: e.mode, Limit: int(e.limit), Token: e.token}
+		li := table.LockInfo{Name: e.name, Mode: e.mode, Limit: int(e.limit), Token: e.token}
 		if e.nexcl == 0 {
 			// e.limit is left over from exclusive requests that are gone.
 			li.Limit = 1
@@ -38,7 +52,7 @@ func (t *Table) Snapshot(names []string, maxParties int) []LockInfo {
 			li.Holders = append(li.Holders, party(h))
 		}
 		if e.nheld == 0 {
-			li.Mode = protocol.Exclusive
+			li.Mode = table.Exclusive
 		}
 		for h := e.qhead; h != nil && (maxParties == 0 || len(li.Waiters) < maxParties); h = h.next {
 			li.Waiters = append(li.Waiters, party(h))
@@ -68,6 +82,6 @@ func (t *Table) Snapshot(names []string, maxParties int) []LockInfo {
 	return out
 }
 
-func sortInfos(s []LockInfo) {
-	slices.SortFunc(s, func(a, b LockInfo) int { return cmp.Compare(a.Name, b.Name) })
+func sortInfos(s []table.LockInfo) {
+	slices.SortFunc(s, func(a, b table.LockInfo) int { return cmp.Compare(a.Name, b.Name) })
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
-	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // TestHoldOff: a table made with HoldOff grants nothing, not even to the
@@ -15,31 +15,31 @@ import (
 func TestHoldOff(t *testing.T) {
 	var mu sync.Mutex
 	var grants []string
-	owner := func(id string) *lockd.Owner {
-		return &lockd.Owner{Info: lockd.Info{ClientID: id}, Notifier: notifyFunc(func(h *lockd.Holder) {
+	owner := func(id string) table.Owner {
+		return lockd.NewOwner(table.Info{ClientID: id}, notifyFunc(func(h table.Holder) {
 			mu.Lock()
-			grants = append(grants, h.Owner.ClientID)
+			grants = append(grants, h.Owner().Info().ClientID)
 			mu.Unlock()
-		})}
+		}))
 	}
 	tab := lockd.New(lockd.Options{HoldOff: true})
 	if !tab.HoldingOff() {
 		t.Fatal("HoldingOff() = false for a table made with HoldOff")
 	}
 	a, b, c, d, e := owner("a"), owner("b"), owner("c"), owner("d"), owner("e")
-	if _, res, _ := tab.Acquire(a, lockd.Request{Name: "x"}); res != lockd.NotGranted {
+	if _, res, _ := tab.Acquire(a, table.Request{Name: "x"}); res != table.NotGranted {
 		t.Fatalf("try-once during the hold-off: %v, want NotGranted", res)
 	}
-	hb, res, _ := tab.Acquire(b, lockd.Request{Name: "x", Wait: true})
-	if res != lockd.Queued {
+	hb, res, _ := tab.Acquire(b, table.Request{Name: "x", Wait: true})
+	if res != table.Queued {
 		t.Fatalf("wait during the hold-off: %v, want Queued", res)
 	}
-	if _, res, _ := tab.Acquire(c, lockd.Request{Name: "x", Wait: true}); res != lockd.Queued {
+	if _, res, _ := tab.Acquire(c, table.Request{Name: "x", Wait: true}); res != table.Queued {
 		t.Fatalf("second waiter: %v, want Queued", res)
 	}
 	// A waiter that leaves during the hold-off grants nobody.
-	hd, _, _ := tab.Acquire(d, lockd.Request{Name: "y", Wait: true})
-	if _, res, _ := tab.Acquire(e, lockd.Request{Name: "y", Mode: protocol.Shared, Wait: true}); res != lockd.Queued {
+	hd, _, _ := tab.Acquire(d, table.Request{Name: "y", Wait: true})
+	if _, res, _ := tab.Acquire(e, table.Request{Name: "y", Mode: table.Shared, Wait: true}); res != table.Queued {
 		t.Fatalf("waiter on y: %v, want Queued", res)
 	}
 	if tab.Cancel(hd); len(grants) != 0 {
@@ -68,7 +68,7 @@ func TestHoldOff(t *testing.T) {
 	if got[len(got)-1] != "c" {
 		t.Fatalf("after b released: grants %v, want c last", got)
 	}
-	if _, res, _ := tab.Acquire(a, lockd.Request{Name: "z"}); res != lockd.Granted {
+	if _, res, _ := tab.Acquire(a, table.Request{Name: "z"}); res != table.Granted {
 		t.Fatalf("after the hold-off: %v, want Granted", res)
 	}
 }
@@ -84,9 +84,9 @@ func TestHoldOffRace(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				o := &lockd.Owner{Notifier: notifyFunc(func(h *lockd.Holder) { granted <- h.Name() })}
+				o := lockd.NewOwner(table.Info{}, notifyFunc(func(h table.Holder) { granted <- h.Name() }))
 				name := string(rune('a' + i))
-				if _, res, _ := tab.Acquire(o, lockd.Request{Name: name, Wait: true}); res == lockd.Granted {
+				if _, res, _ := tab.Acquire(o, table.Request{Name: name, Wait: true}); res == table.Granted {
 					granted <- name
 				}
 			}()

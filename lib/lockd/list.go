@@ -3,7 +3,7 @@ package lockd
 import (
 	"slices"
 
-	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // Listing a table of any size with bounded memory: FirstNames picks the
@@ -78,37 +78,15 @@ func heapDown(h []string, i int) {
 	}
 }
 
-// ListCursor is where a listing of one name's parties stands; the zero
-// value starts at its first holder. It keeps only the last party listed.
-type ListCursor struct {
-	last    *Holder // the last party listed; nil: none yet in this list
-	waiters bool    // listing the waiters: the holders are done
-	done    bool    // nothing follows
-}
-
-// Done reports that nothing follows the cursor.
-func (c ListCursor) Done() bool { return c.done }
-
-// Waiters reports that the cursor is past the holders.
-func (c ListCursor) Waiters() bool { return c.waiters }
-
-// SkipHolders moves the cursor to the first waiter, leaving the rest of the
-// holders unlisted.
-func (c ListCursor) SkipHolders() ListCursor {
-	if c.waiters {
-		return c
-	}
-	return ListCursor{waiters: true, done: c.done}
-}
-
 // List fills li with name's mode, limit and latest token, and with at most
 // max of its parties after cur: holders oldest first, then waiters in queue
 // order (li.Holders and li.Waiters are emptied first and reused). It
 // returns the cursor to go on from, and false when the name has no holder
 // or waiter, or when the party the cursor stands on has left its list since
 // (granted, released, cancelled): the listing cannot go on from there.
-// Each call locks one shard and copies at most max parties.
-func (t *Table) List(name string, cur ListCursor, max int, li *LockInfo) (ListCursor, bool) {
+// Each call locks one shard and copies at most max parties. A cursor whose
+// Last this Table did not make cannot go on: List returns false.
+func (t *Table) List(name string, cur table.Cursor, max int, li *table.LockInfo) (table.Cursor, bool) {
 	li.Holders, li.Waiters = li.Holders[:0], li.Waiters[:0]
 	s := t.shard(name)
 	s.mu.Lock()
@@ -122,29 +100,30 @@ func (t *Table) List(name string, cur ListCursor, max int, li *LockInfo) (ListCu
 		li.Limit = 1 // e.limit is left over from exclusive requests that are gone
 	}
 	if e.nheld == 0 {
-		li.Mode = protocol.Exclusive
+		li.Mode = table.Exclusive
 	}
-	if cur.done {
+	if cur.AtEnd {
 		return cur, true
 	}
-	var h *Holder
+	var h *holder
+	last, _ := cur.Last.(*holder)
 	switch {
-	case cur.last == nil && !cur.waiters:
+	case cur.Last == nil && !cur.InQ:
 		h = e.held
-	case cur.last == nil:
+	case cur.Last == nil:
 		h = e.qhead
-	case cur.last.entry != e || cur.last.state != listState(cur.waiters):
+	case last == nil || last.entry != e || last.state != listState(cur.InQ):
 		return cur, false
 	default:
-		h = cur.last.next
+		h = last.next
 	}
 	for n := 0; ; n++ {
 		if h == nil {
-			if cur.waiters || e.qhead == nil {
-				cur.done = true
+			if cur.InQ || e.qhead == nil {
+				cur.AtEnd = true
 				return cur, true
 			}
-			cur.waiters, cur.last, h = true, nil, e.qhead
+			cur.InQ, cur.Last, h = true, nil, e.qhead
 		}
 		if n == max {
 			// Something follows: a cursor that is not done always has a
@@ -152,12 +131,12 @@ func (t *Table) List(name string, cur ListCursor, max int, li *LockInfo) (ListCu
 			// that stops here knows it leaves something out.
 			return cur, true
 		}
-		if cur.waiters {
+		if cur.InQ {
 			li.Waiters = append(li.Waiters, party(h))
 		} else {
 			li.Holders = append(li.Holders, party(h))
 		}
-		cur.last = h
+		cur.Last = h
 		h = h.next
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"testing"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
-	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
-func listOwner(id string) *lockd.Owner {
-	return &lockd.Owner{Info: lockd.Info{ClientID: id}, Notifier: notifyFunc(func(*lockd.Holder) {})}
+func listOwner(id string) table.Owner {
+	return lockd.NewOwner(table.Info{ClientID: id}, notifyFunc(func(table.Holder) {}))
 }
 
 // TestFirstNames: the first k names in byte order, and whether more exist,
@@ -23,7 +23,7 @@ func TestFirstNames(t *testing.T) {
 	for _, i := range rnd.Perm(300) {
 		n := fmt.Sprintf("n%04d", i*7%1000)
 		all = append(all, n)
-		if _, res, _ := tb.Acquire(listOwner("o"), lockd.Request{Name: n}); res != lockd.Granted {
+		if _, res, _ := tb.Acquire(listOwner("o"), table.Request{Name: n}); res != table.Granted {
 			t.Fatalf("acquire %s: %v", n, res)
 		}
 	}
@@ -49,10 +49,10 @@ func TestFirstNames(t *testing.T) {
 }
 
 // listAll lists name page by page, as a holders answer does.
-func listAll(t *testing.T, tb *lockd.Table, name string, page int) (lockd.LockInfo, bool) {
+func listAll(t *testing.T, tb *lockd.Table, name string, page int) (table.LockInfo, bool) {
 	t.Helper()
-	var all, li lockd.LockInfo
-	cur := lockd.ListCursor{}
+	var all, li table.LockInfo
+	cur := table.Cursor{}
 	for calls := 0; !cur.Done(); calls++ {
 		next, ok := tb.List(name, cur, page, &li)
 		if !ok {
@@ -78,12 +78,12 @@ func listAll(t *testing.T, tb *lockd.Table, name string, page int) (lockd.LockIn
 func TestListPages(t *testing.T) {
 	tb := lockd.New(lockd.Options{})
 	for i := range 4 {
-		tb.Acquire(listOwner(fmt.Sprint("s", i)), lockd.Request{Name: "x", Mode: protocol.Shared})
+		tb.Acquire(listOwner(fmt.Sprint("s", i)), table.Request{Name: "x", Mode: table.Shared})
 	}
 	for i := range 5 {
-		tb.Acquire(listOwner(fmt.Sprint("w", i)), lockd.Request{Name: "x", Mode: protocol.Exclusive, Wait: true})
+		tb.Acquire(listOwner(fmt.Sprint("w", i)), table.Request{Name: "x", Mode: table.Exclusive, Wait: true})
 	}
-	tb.Acquire(listOwner("only"), lockd.Request{Name: "y", Limit: 3})
+	tb.Acquire(listOwner("only"), table.Request{Name: "y", Limit: 3})
 	for _, name := range []string{"x", "y"} {
 		want := tb.Snapshot([]string{name}, 0)[0]
 		for page := 1; page <= 11; page++ {
@@ -94,12 +94,12 @@ func TestListPages(t *testing.T) {
 			}
 		}
 	}
-	var li lockd.LockInfo
-	if _, ok := tb.List("nope", lockd.ListCursor{}, 10, &li); ok {
+	var li table.LockInfo
+	if _, ok := tb.List("nope", table.Cursor{}, 10, &li); ok {
 		t.Errorf("List of a free name: ok")
 	}
 	// SkipHolders goes straight to the waiters.
-	cur, _ := tb.List("x", lockd.ListCursor{}, 1, &li)
+	cur, _ := tb.List("x", table.Cursor{}, 1, &li)
 	if _, ok := tb.List("x", cur.SkipHolders(), 2, &li); !ok || len(li.Holders) != 0 || len(li.Waiters) != 2 || li.Waiters[0].ClientID != "w0" {
 		t.Errorf("after SkipHolders: %v %+v", ok, li)
 	}
@@ -110,19 +110,19 @@ func TestListPages(t *testing.T) {
 // other changes do not disturb it.
 func TestListCursorLost(t *testing.T) {
 	tb := lockd.New(lockd.Options{})
-	acq := func(id string, r lockd.Request) *lockd.Holder {
+	acq := func(id string, r table.Request) table.Holder {
 		r.Name = "x"
 		h, _, _ := tb.Acquire(listOwner(id), r)
 		return h
 	}
-	h0 := acq("h0", lockd.Request{Mode: protocol.Shared})
-	h1 := acq("h1", lockd.Request{Mode: protocol.Shared})
-	w0 := acq("w0", lockd.Request{Wait: true})
-	w1 := acq("w1", lockd.Request{Wait: true})
-	var li lockd.LockInfo
+	h0 := acq("h0", table.Request{Mode: table.Shared})
+	h1 := acq("h1", table.Request{Mode: table.Shared})
+	w0 := acq("w0", table.Request{Wait: true})
+	w1 := acq("w1", table.Request{Wait: true})
+	var li table.LockInfo
 
-	cur, ok := tb.List("x", lockd.ListCursor{}, 1, &li) // h0, h1 follows
-	tb.Release(h1)                                      // another holder leaves: fine
+	cur, ok := tb.List("x", table.Cursor{}, 1, &li) // h0, h1 follows
+	tb.Release(h1)                                  // another holder leaves: fine
 	if next, ok2 := tb.List("x", cur, 1, &li); !ok || !ok2 || len(li.Waiters) != 1 || li.Waiters[0].ClientID != "w0" || next.Done() {
 		t.Fatalf("after another holder left: %v %v %+v", ok, ok2, li)
 	}
@@ -133,19 +133,19 @@ func TestListCursorLost(t *testing.T) {
 
 	// A cursor at the end of a list has moved on already: w0 holds, and the
 	// cursor after it stands at the start of the waiters.
-	cur, _ = tb.List("x", lockd.ListCursor{}, 1, &li)
+	cur, _ = tb.List("x", table.Cursor{}, 1, &li)
 	if len(li.Holders) != 1 || li.Holders[0].ClientID != "w0" || !cur.Waiters() || cur.Done() {
 		t.Fatalf("holders: %+v, cursor at the waiters %v", li, cur.Waiters())
 	}
-	acq("w2", lockd.Request{Wait: true})
+	acq("w2", table.Request{Wait: true})
 	tb.Release(w0) // w1 granted
 	if next, ok := tb.List("x", cur, 5, &li); !ok || len(li.Waiters) != 1 || li.Waiters[0].ClientID != "w2" || !next.Done() {
 		t.Errorf("waiters after w0 left: %v %+v", ok, li)
 	}
 
 	// A cursor on a waiter that is granted meanwhile has lost its place.
-	acq("w3", lockd.Request{Wait: true})
-	cur, _ = tb.List("x", lockd.ListCursor{}.SkipHolders(), 1, &li) // w2, w3 follows
+	acq("w3", table.Request{Wait: true})
+	cur, _ = tb.List("x", table.Cursor{}.SkipHolders(), 1, &li) // w2, w3 follows
 	if len(li.Waiters) != 1 || li.Waiters[0].ClientID != "w2" || cur.Done() {
 		t.Fatalf("waiters: %+v, done %v", li, cur.Done())
 	}
@@ -154,7 +154,7 @@ func TestListCursorLost(t *testing.T) {
 		t.Errorf("cursor on a granted waiter: still ok, %+v", li)
 	}
 	// A done cursor lists nothing more, and is fine.
-	cur, _ = tb.List("x", lockd.ListCursor{}, 10, &li)
+	cur, _ = tb.List("x", table.Cursor{}, 10, &li)
 	if _, ok := tb.List("x", cur, 10, &li); !cur.Done() || !ok || len(li.Holders)+len(li.Waiters) != 0 {
 		t.Errorf("a done cursor: done %v, ok %v, %+v", cur.Done(), ok, li)
 	}

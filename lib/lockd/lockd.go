@@ -5,9 +5,12 @@
 // FileTokens' writer of the fencing state (which retries with a backoff
 // while the disk refuses) and the scan that serves the queues when that
 // writer recovers. Callers (lib/server) own connections and wait timeouts;
-// lockd tells them about grants through Owner.Notify. A held lock costs one Holder (about 100 bytes)
-// and, per name, one entry in a sharded map; idle names are forgotten at once,
-// which is safe because fencing tokens come from one server-wide counter.
+// lockd tells them about grants and losses through their table.Notifier. A
+// Table is a table.Table: the server works over that interface, and lockd
+// has no words of the wire (it does not import lib/protocol). A held lock
+// costs one holder (about 100 bytes) and, per name, one entry in a sharded
+// map; idle names are forgotten at once, which is safe because fencing
+// tokens come from one server-wide counter.
 //
 // Fairness rule: a request is granted at once only if it is compatible with
 // the current holders and nobody is queued for that name. Waiters are served
@@ -23,63 +26,43 @@
 package lockd
 
 import (
-	"errors"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
-// Errors returned by Acquire.
-var (
-	// ErrLimitMismatch: the name is held or awaited with another semaphore size.
-	ErrLimitMismatch = errors.New("limit mismatch")
-	// ErrQueueFull: the name already has the maximum number of waiters.
-	ErrQueueFull = errors.New("queue full")
-)
+// Why the methods take table.Owner and table.Holder and assert them to
+// lockd's own owner and holder: the server works over table.Table, so that
+// another backend can take lockd's place. Asserting an interface that
+// holds a pointer to its concrete type is one comparison, and handing a
+// pointer out as an interface allocates nothing, so the hot path costs what
+// it did. A Holder or Owner of another implementation is a programming
+// error: the methods panic, with a message that says so.
 
-// Result is the immediate outcome of Acquire.
-type Result uint8
+// Compile-time check: the server can work over a *Table.
+var _ table.Table = (*Table)(nil)
 
-// The outcomes of Acquire.
-const (
-	Granted    Result = iota // held now; Holder.Token is set
-	Queued                   // waiting; Owner.Notify is called when granted
-	NotGranted               // incompatible and the caller would not wait
-	Refused                  // see the error: limit mismatch or queue full
-)
-
-// Info says who holds or waits, for people reading tnl-stats.
-type Info struct {
-	ClientID string
-	Host     string
-	PID      int
-	Addr     string // the peer's address
-}
-
-// Notifier is told when a queued Holder is granted. Notify is called without
-// any lockd mutex held, from whichever goroutine released the lock, so it may
-// call back into the Table. It must not block for long.
-type Notifier interface {
-	Notify(h *Holder)
-}
-
-// Owner is one client (a connection or a session) that holds or waits for
-// locks. One Owner is shared by all its Holders.
-type Owner struct {
-	Info
-	Notifier Notifier
+// owner is a table.Owner: one client (a connection or a session). One owner
+// is shared by all its holders.
+type owner struct {
+	info     table.Info
+	notifier table.Notifier
 
 	// Holders of this owner, so that closing a connection finds everything.
 	// mu is a leaf lock: nothing else is locked while it is held.
 	mu    sync.Mutex
-	first *Holder
+	first *holder
 	count int
 }
 
-// state of a Holder
+// Info is who the owner is, as given to NewOwner.
+func (o *owner) Info() *table.Info { return &o.info }
+
+// state of a holder
 const (
 	stateNew uint8 = iota
 	stateWaiting
@@ -87,36 +70,64 @@ const (
 	stateGone
 )
 
-// Holder is one request for a lock: waiting, then held, then gone.
-type Holder struct {
+// holder is a table.Holder: one request for a lock, waiting, then held,
+// then gone.
+type holder struct {
 	entry *entry
-	Owner *Owner
-	// Token is the fencing token of the grant; 0 while waiting.
-	Token uint64
-	since int64 // unix nanoseconds: when queued, then when granted
-	Mode  protocol.Mode
+	owner *owner
+	token uint64 // the fencing token of the grant; 0 while waiting
+	since int64  // unix nanoseconds: when queued, then when granted
+	mode  table.Mode
 	state uint8
 	limit int32
 
-	next, prev   *Holder // in the entry's held list or queue
-	onext, oprev *Holder // in the owner's list
+	next, prev   *holder // in the entry's held list or queue
+	onext, oprev *holder // in the owner's list
 }
 
 // Name is the lock's name.
-func (h *Holder) Name() string { return h.entry.name }
+func (h *holder) Name() string { return h.entry.name }
+
+// Mode is the mode asked for.
+func (h *holder) Mode() table.Mode { return h.mode }
+
+// Token is the fencing token of the grant; 0 while waiting. It is set
+// under the shard mutex before the grant is told, and never changes after.
+func (h *holder) Token() uint64 { return h.token }
+
+// Owner is the owner that asked.
+func (h *holder) Owner() table.Owner { return h.owner }
+
+// asHolder is h as lockd's own holder; see the note on owner.
+func asHolder(h table.Holder) *holder {
+	hh, ok := h.(*holder)
+	if !ok {
+		panic("lockd: a table.Holder that this Table did not make")
+	}
+	return hh
+}
+
+// asOwner is o as lockd's own owner; see the note on owner.
+func asOwner(o table.Owner) *owner {
+	oo, ok := o.(*owner)
+	if !ok {
+		panic("lockd: a table.Owner that this Table did not make")
+	}
+	return oo
+}
 
 // entry is one name with holders or waiters. Idle entries are deleted.
 type entry struct {
 	name   string
-	mode   protocol.Mode // of the current holders
-	limit  int32         // agreed semaphore size while nexcl > 0
-	nexcl  int32         // exclusive holders + exclusive waiters
+	mode   table.Mode // of the current holders
+	limit  int32      // agreed semaphore size while nexcl > 0
+	nexcl  int32      // exclusive holders + exclusive waiters
 	nheld  int32
 	nqueue int32
-	held   *Holder // doubly linked, oldest first, so that a listing can bound it
-	htail  *Holder
-	qhead  *Holder
-	qtail  *Holder
+	held   *holder // doubly linked, oldest first, so that a listing can bound it
+	htail  *holder
+	qhead  *holder
+	qtail  *holder
 	token  uint64 // latest grant
 }
 
@@ -150,15 +161,15 @@ type Watched interface {
 	Watch(f func(err error))
 }
 
-// MemTokens is a TokenSource that lives in memory only.
-type MemTokens struct{ n atomic.Uint64 }
+// memTokens is the TokenSource that lives in memory only, the default.
+type memTokens struct{ n atomic.Uint64 }
 
 // Next returns the next token. (2^64 of them take centuries.)
-func (t *MemTokens) Next() (uint64, error) { return t.n.Add(1), nil }
+func (t *memTokens) Next() (uint64, error) { return t.n.Add(1), nil }
 
 // Options configure a Table.
 type Options struct {
-	Tokens     TokenSource // default: MemTokens
+	Tokens     TokenSource // default: tokens in memory only, from 1 at every start
 	MaxWaiters int         // per name; 0 = unlimited
 	Now        func() int64
 	// HoldOff makes the new table grant nothing until EndHoldOff: requests
@@ -191,7 +202,7 @@ type Table struct {
 func New(o Options) *Table {
 	t := &Table{seed: maphash.MakeSeed(), tokens: o.Tokens, maxWaiters: int32(o.MaxWaiters), now: o.Now}
 	if t.tokens == nil {
-		t.tokens = &MemTokens{}
+		t.tokens = &memTokens{}
 	}
 	if t.now == nil {
 		t.now = func() int64 { return time.Now().UnixNano() }
@@ -213,10 +224,14 @@ func New(o Options) *Table {
 }
 
 // Degraded returns why the table cannot grant every lock now (its
-// TokenSource cannot make new fencing tokens durable), or nil.
+// TokenSource cannot make new fencing tokens durable), or nil. The error is
+// ErrNotDurable with the source's reason, in the words of the refusals it
+// causes: "fencing state not durable: WHY".
 func (t *Table) Degraded() error {
 	if w, ok := t.tokens.(Watched); ok {
-		return w.Degraded()
+		if err := w.Degraded(); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotDurable, err)
+		}
 	}
 	return nil
 }
@@ -225,25 +240,21 @@ func (t *Table) shard(name string) *shard {
 	return &t.shards[maphash.String(t.seed, name)&(nShards-1)]
 }
 
-// Request describes what Acquire asks for.
-type Request struct {
-	Name  string
-	Mode  protocol.Mode
-	Limit int  // semaphore size for exclusive requests; 0 or 1 = plain lock
-	Wait  bool // queue when not grantable now
+// NewOwner makes an owner told of its grants and losses through n.
+func (t *Table) NewOwner(info table.Info, n table.Notifier) table.Owner {
+	return &owner{info: info, notifier: n}
 }
 
-// Acquire asks for a lock on behalf of o. On Granted the Holder is held; on
-// Queued it waits and o.Notifier is told when it is granted; on NotGranted and
-// Refused the Holder is nil. Refused comes with ErrLimitMismatch,
-// ErrQueueFull, or the TokenSource's error (ErrNotDurable,
-// ErrTokensExhausted): a lock is never granted without a fencing token. The Holder is added to o's list unless nil; the
-// caller must eventually pass it to Release.
-//
-// All Table methods are safe for concurrent use, also for one Owner.
-func (t *Table) Acquire(o *Owner, r Request) (*Holder, Result, error) {
+// Acquire asks for a lock on behalf of o (see table.Table). Refused comes
+// with table.ErrLimitMismatch, table.ErrQueueFull, or the TokenSource's
+// error (ErrNotDurable, ErrTokensExhausted, both table.ErrUnavailable): a
+// lock is never granted without a fencing token. A Holder that is not nil
+// is added to o's list; the caller must eventually pass it to Release.
+// It panics when o was not made by a lockd Table.
+func (t *Table) Acquire(to table.Owner, r table.Request) (table.Holder, table.Result, error) {
+	o := asOwner(to)
 	limit := int32(1)
-	if r.Mode == protocol.Exclusive && r.Limit > 1 {
+	if r.Mode == table.Exclusive && r.Limit > 1 {
 		limit = int32(r.Limit)
 	}
 	now := t.now() // outside the shard mutex
@@ -255,40 +266,40 @@ func (t *Table) Acquire(o *Owner, r Request) (*Holder, Result, error) {
 		s.m[r.Name] = e
 		t.names.Add(1)
 	}
-	if r.Mode == protocol.Exclusive && e.nexcl > 0 && e.limit != limit {
+	if r.Mode == table.Exclusive && e.nexcl > 0 && e.limit != limit {
 		t.dropIfIdle(s, e)
 		s.mu.Unlock()
 		t.notAcquired.Add(1)
-		return nil, Refused, ErrLimitMismatch
+		return nil, table.Refused, table.ErrLimitMismatch
 	}
-	h := &Holder{entry: e, Owner: o, Mode: r.Mode, limit: limit, since: now}
+	h := &holder{entry: e, owner: o, mode: r.Mode, limit: limit, since: now}
 	if e.qhead == nil && e.compatible(h) && !t.holdOff.Load() {
 		token, err := t.tokens.Next()
 		if err != nil {
 			t.dropIfIdle(s, e)
 			s.mu.Unlock()
 			t.notAcquired.Add(1)
-			return nil, Refused, err
+			return nil, table.Refused, err
 		}
 		t.grant(e, h, token)
 		s.mu.Unlock()
 		t.acquired.Add(1)
 		o.link(h)
-		return h, Granted, nil
+		return h, table.Granted, nil
 	}
 	if !r.Wait {
 		t.dropIfIdle(s, e)
 		s.mu.Unlock()
 		t.notAcquired.Add(1)
-		return nil, NotGranted, nil
+		return nil, table.NotGranted, nil
 	}
 	if t.maxWaiters > 0 && e.nqueue >= t.maxWaiters {
 		s.mu.Unlock()
 		t.notAcquired.Add(1)
-		return nil, Refused, ErrQueueFull
+		return nil, table.Refused, table.ErrQueueFull
 	}
 	h.state = stateWaiting
-	if h.Mode == protocol.Exclusive {
+	if h.mode == table.Exclusive {
 		if e.nexcl == 0 {
 			e.limit = limit
 		}
@@ -307,24 +318,24 @@ func (t *Table) Acquire(o *Owner, r Request) (*Holder, Result, error) {
 	t.waiting.Add(1)
 	s.mu.Unlock()
 	o.link(h)
-	return h, Queued, nil
+	return h, table.Queued, nil
 }
 
-func (e *entry) compatible(h *Holder) bool {
+func (e *entry) compatible(h *holder) bool {
 	if e.nheld == 0 {
 		return true
 	}
-	if h.Mode != e.mode {
+	if h.mode != e.mode {
 		return false
 	}
-	return h.Mode == protocol.Shared || e.nheld < e.limit
+	return h.mode == table.Shared || e.nheld < e.limit
 }
 
 // grant makes h a holder of e with the fencing token drawn for it; h is
 // not linked anywhere yet. Shard mutex held. The token is drawn first, by
 // the caller: without one, nothing may change.
-func (t *Table) grant(e *entry, h *Holder, token uint64) {
-	if h.state != stateWaiting && h.Mode == protocol.Exclusive {
+func (t *Table) grant(e *entry, h *holder, token uint64) {
+	if h.state != stateWaiting && h.mode == table.Exclusive {
 		if e.nexcl == 0 {
 			e.limit = h.limit
 		}
@@ -334,9 +345,9 @@ func (t *Table) grant(e *entry, h *Holder, token uint64) {
 		h.since = t.now() // was the time it queued; an immediate grant has it already
 	}
 	h.state = stateHeld
-	h.Token = token
-	e.token = h.Token
-	e.mode = h.Mode
+	h.token = token
+	e.token = token
+	e.mode = h.mode
 	h.next = nil
 	h.prev = e.htail
 	if e.htail != nil {
@@ -352,12 +363,14 @@ func (t *Table) grant(e *entry, h *Holder, token uint64) {
 // Release gives up h, held or waiting, and grants whoever can now go. It
 // reports whether h was held (false: it was still waiting and is withdrawn,
 // or it was already released). Waiters granted by it are told through their
-// owners' Notifiers before Release returns, on this goroutine.
-func (t *Table) Release(h *Holder) (wasHeld bool) {
+// owners' Notifiers before Release returns, on this goroutine. It panics
+// when h was not made by a lockd Table.
+func (t *Table) Release(th table.Holder) (wasHeld bool) {
+	h := asHolder(th)
 	e := h.entry
 	s := t.shard(e.name)
-	var granted []*Holder
-	var one [4]*Holder
+	var granted []*holder
+	var one [4]*holder
 	s.mu.Lock()
 	switch h.state {
 	case stateHeld:
@@ -370,10 +383,10 @@ func (t *Table) Release(h *Holder) (wasHeld bool) {
 		t.waiting.Add(-1)
 	default:
 		s.mu.Unlock()
-		h.Owner.unlink(h)
+		h.owner.unlink(h)
 		return false
 	}
-	if h.Mode == protocol.Exclusive {
+	if h.mode == table.Exclusive {
 		e.nexcl--
 	}
 	h.state = stateGone
@@ -381,19 +394,19 @@ func (t *Table) Release(h *Holder) (wasHeld bool) {
 	granted = t.serveQueue(e, one[:0])
 	t.dropIfIdle(s, e)
 	s.mu.Unlock()
-	h.Owner.unlink(h)
+	h.owner.unlink(h)
 	t.notify(granted)
 	return wasHeld
 }
 
-func (t *Table) unqueue(e *entry, h *Holder) {
+func (t *Table) unqueue(e *entry, h *holder) {
 	unlinkFrom(&e.qhead, &e.qtail, h)
 	e.nqueue--
 }
 
 // unlinkFrom takes h out of the doubly linked list with the given head and
 // tail: the held list and the queue are both such lists.
-func unlinkFrom(head, tail **Holder, h *Holder) {
+func unlinkFrom(head, tail **holder, h *holder) {
 	if h.prev != nil {
 		h.prev.next = h.next
 	} else {
@@ -409,7 +422,7 @@ func unlinkFrom(head, tail **Holder, h *Holder) {
 // serveQueue grants queued requests in order while they are compatible.
 // When no token can be had, the head stays queued, under its own wait
 // timeout, until the TokenSource recovers and serveAll comes by.
-func (t *Table) serveQueue(e *entry, granted []*Holder) []*Holder {
+func (t *Table) serveQueue(e *entry, granted []*holder) []*holder {
 	if t.holdOff.Load() {
 		return granted
 	}
@@ -435,9 +448,6 @@ func (t *Table) dropIfIdle(s *shard, e *entry) {
 	}
 }
 
-// HoldingOff reports whether the table still grants nothing (Options.HoldOff).
-func (t *Table) HoldingOff() bool { return t.holdOff.Load() }
-
 // EndHoldOff ends the hold-off of Options.HoldOff: from now on locks are
 // granted, and the waiters queued meanwhile are granted in order, each
 // told through its Notifier. Calling it again does nothing.
@@ -458,7 +468,7 @@ func (t *Table) EndHoldOff() {
 func (t *Table) serveAll() {
 	for i := range t.shards {
 		s := &t.shards[i]
-		var granted []*Holder
+		var granted []*holder
 		s.mu.Lock()
 		for _, e := range s.m {
 			granted = t.serveQueue(e, granted)
@@ -470,19 +480,21 @@ func (t *Table) serveAll() {
 
 // Cancel withdraws h if it is still waiting and reports whether it did. A
 // Holder granted in the meantime is left held: the grant has been, or is
-// being, delivered through Notify. Safe to call from any goroutine, e.g. a
-// wait timer.
-func (t *Table) Cancel(h *Holder) bool {
+// being, delivered through Notifier.Granted. Safe to call from any
+// goroutine, e.g. a wait timer. It panics when h was not made by a lockd
+// Table.
+func (t *Table) Cancel(th table.Holder) bool {
+	h := asHolder(th)
 	e := h.entry
 	s := t.shard(e.name)
-	var one [4]*Holder
+	var one [4]*holder
 	s.mu.Lock()
 	if h.state != stateWaiting {
 		s.mu.Unlock()
 		return false
 	}
 	t.unqueue(e, h)
-	if h.Mode == protocol.Exclusive {
+	if h.mode == table.Exclusive {
 		e.nexcl--
 	}
 	h.state = stateGone
@@ -491,42 +503,37 @@ func (t *Table) Cancel(h *Holder) bool {
 	t.dropIfIdle(s, e)
 	s.mu.Unlock()
 	t.waiting.Add(-1)
-	h.Owner.unlink(h)
+	h.owner.unlink(h)
 	t.notify(granted)
 	return true
 }
 
-func (t *Table) notify(granted []*Holder) {
+func (t *Table) notify(granted []*holder) {
 	for _, g := range granted {
 		t.acquired.Add(1)
 		t.waiting.Add(-1)
-		g.Owner.Notifier.Notify(g)
+		g.owner.notifier.Granted(g)
 	}
-}
-
-// Breaker is implemented by Notifiers that want to hear when an operator
-// breaks one of their locks (Break).
-type Breaker interface {
-	Broken(h *Holder)
 }
 
 // Break takes name away from all its holders, as an operator does with a
 // lock held by a live but stuck client, and grants the waiters that can now
-// go. Each holder's owner is told through Breaker, if its Notifier is one.
+// go. Each holder's owner is told through Notifier.Lost, with
+// table.ErrBroken.
 // It returns how many holders lost the lock.
 func (t *Table) Break(name string) int {
 	s := t.shard(name)
-	var one [4]*Holder
+	var one [4]*holder
 	s.mu.Lock()
 	e := s.m[name]
 	if e == nil || e.nheld == 0 {
 		s.mu.Unlock()
 		return 0
 	}
-	var broken []*Holder
+	var broken []*holder
 	for h := e.held; h != nil; {
 		next := h.next
-		if h.Mode == protocol.Exclusive {
+		if h.mode == table.Exclusive {
 			e.nexcl--
 		}
 		h.state = stateGone
@@ -541,17 +548,17 @@ func (t *Table) Break(name string) int {
 	t.dropIfIdle(s, e)
 	s.mu.Unlock()
 	for _, h := range broken {
-		h.Owner.unlink(h)
-		if b, ok := h.Owner.Notifier.(Breaker); ok {
-			b.Broken(h)
-		}
+		h.owner.unlink(h)
+		h.owner.notifier.Lost(h, table.ErrBroken)
 	}
 	t.notify(granted)
 	return len(broken)
 }
 
-// Find returns o's Holder (held or waiting) for name, or nil.
-func (t *Table) Find(o *Owner, name string) *Holder {
+// Find returns o's Holder (held or waiting) for name, or nil. It panics
+// when o was not made by a lockd Table.
+func (t *Table) Find(to table.Owner, name string) table.Holder {
+	o := asOwner(to)
 	s := t.shard(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -560,20 +567,22 @@ func (t *Table) Find(o *Owner, name string) *Holder {
 		return nil
 	}
 	for h := e.held; h != nil; h = h.next {
-		if h.Owner == o {
+		if h.owner == o {
 			return h
 		}
 	}
 	for h := e.qhead; h != nil; h = h.next {
-		if h.Owner == o {
+		if h.owner == o {
 			return h
 		}
 	}
 	return nil
 }
 
-// Held reports whether h is held (not waiting, not released).
-func (t *Table) Held(h *Holder) bool {
+// Held reports whether h is held (not waiting, not released). It panics
+// when h was not made by a lockd Table.
+func (t *Table) Held(th table.Holder) bool {
+	h := asHolder(th)
 	s := t.shard(h.entry.name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -581,8 +590,9 @@ func (t *Table) Held(h *Holder) bool {
 }
 
 // ReleaseAll releases everything o holds or waits for, as when its
-// connection closes.
-func (t *Table) ReleaseAll(o *Owner) {
+// connection closes. It panics when o was not made by a lockd Table.
+func (t *Table) ReleaseAll(to table.Owner) {
+	o := asOwner(to)
 	for {
 		o.mu.Lock()
 		h := o.first
@@ -595,13 +605,13 @@ func (t *Table) ReleaseAll(o *Owner) {
 }
 
 // Count is the number of holders and waiters o has.
-func (o *Owner) Count() int {
+func (o *owner) Count() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.count
 }
 
-func (o *Owner) link(h *Holder) {
+func (o *owner) link(h *holder) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	h.onext = o.first
@@ -612,7 +622,7 @@ func (o *Owner) link(h *Holder) {
 	o.count++
 }
 
-func (o *Owner) unlink(h *Holder) {
+func (o *owner) unlink(h *holder) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if h.oprev == nil && o.first != h {
@@ -630,18 +640,9 @@ func (o *Owner) unlink(h *Holder) {
 	o.count--
 }
 
-// Counters are the table's running totals.
-type Counters struct {
-	Acquired    uint64 // grants, at once or after a wait
-	NotAcquired uint64 // not-granted, refused
-	Held        int64  // holders now
-	Waiting     int64  // waiters now
-	Names       int64  // names with holders or waiters
-}
-
 // Counters returns the running totals.
-func (t *Table) Counters() Counters {
-	return Counters{
+func (t *Table) Counters() table.Counters {
+	return table.Counters{
 		Acquired:    t.acquired.Load(),
 		NotAcquired: t.notAcquired.Load(),
 		Held:        t.held.Load(),
@@ -653,25 +654,6 @@ func (t *Table) Counters() Counters {
 // CountTimeout records a wait that ran out (a not-acquired request).
 func (t *Table) CountTimeout() { t.notAcquired.Add(1) }
 
-// Party is one holder or waiter as shown to people.
-type Party struct {
-	Info
-	Mode  protocol.Mode
-	Limit int
-	Since time.Time
-	Token uint64 // 0 for waiters
-}
-
-// LockInfo is one name's holders and waiters (in queue order).
-type LockInfo struct {
-	Name    string
-	Mode    protocol.Mode
-	Limit   int
-	Token   uint64 // latest grant
-	Holders []Party
-	Waiters []Party
-}
-
-func party(h *Holder) Party {
-	return Party{Info: h.Owner.Info, Mode: h.Mode, Limit: int(h.limit), Since: time.Unix(0, h.since), Token: h.Token}
+func party(h *holder) table.Party {
+	return table.Party{Info: h.owner.info, Mode: h.mode, Limit: int(h.limit), Since: time.Unix(0, h.since), Token: h.token}
 }

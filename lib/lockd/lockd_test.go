@@ -10,20 +10,23 @@ import (
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
-	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 const (
-	ex   = protocol.Exclusive
-	sh   = protocol.Shared
+	ex   = table.Exclusive
+	sh   = table.Shared
 	wait = true
 	try  = false
 )
 
-// notifyFunc adapts a function to lockd.Notifier.
-type notifyFunc func(h *lockd.Holder)
+// notifyFunc adapts a function to table.Notifier.
+type notifyFunc func(h table.Holder)
 
-func (f notifyFunc) Notify(h *lockd.Holder) { f(h) }
+func (f notifyFunc) Granted(h table.Holder) { f(h) }
+
+// Lost: the tests that break locks use Notifiers of their own.
+func (f notifyFunc) Lost(table.Holder, error) {}
 
 // step is one line of a script: an Acquire, a Release, a ReleaseAll or a
 // look at one name's holders and waiters.
@@ -32,16 +35,16 @@ type step struct {
 	id    string // acq, rel: holder label; relall: owner label
 	owner string // acq: owner label (default: id); it is also the ClientID
 	name  string // acq, state: lock name (default "x")
-	mode  protocol.Mode
+	mode  table.Mode
 	limit int
 	wait  bool
 
-	want lockd.Result // acq
+	want table.Result // acq
 	err  error        // acq
 	held bool         // rel: want wasHeld; cancel: want withdrawn
 	n    int          // break: want the number of holders broken
 
-	// broken are the holder labels told by Broken during this step.
+	// broken are the holder labels told by Lost during this step.
 	broken string
 
 	// grants are the holder labels notified during this step, in order.
@@ -51,17 +54,17 @@ type step struct {
 	holders, waiters string
 }
 
-func acq(id string, mode protocol.Mode, limit int, w bool, want lockd.Result) step {
+func acq(id string, mode table.Mode, limit int, w bool, want table.Result) step {
 	return step{op: "acq", id: id, mode: mode, limit: limit, wait: w, want: want}
 }
 
-func excl(id string, w bool, want lockd.Result) step { return acq(id, ex, 1, w, want) }
-func shrd(id string, w bool, want lockd.Result) step { return acq(id, sh, 0, w, want) }
-func sem(id string, n int, w bool, want lockd.Result) step {
+func excl(id string, w bool, want table.Result) step { return acq(id, ex, 1, w, want) }
+func shrd(id string, w bool, want table.Result) step { return acq(id, sh, 0, w, want) }
+func sem(id string, n int, w bool, want table.Result) step {
 	return acq(id, ex, n, w, want)
 }
 
-func refused(s step, err error) step { s.want, s.err = lockd.Refused, err; return s }
+func refused(s step, err error) step { s.want, s.err = table.Refused, err; return s }
 
 func rel(id string, wasHeld bool, grants ...string) step {
 	return step{op: "rel", id: id, held: wasHeld, grants: strings.Join(grants, " ")}
@@ -89,33 +92,36 @@ func (s step) by(owner string) step {
 type scriptRun struct {
 	t         *testing.T
 	tb        *lockd.Table
-	owners    map[string]*lockd.Owner
-	holders   map[string]*lockd.Holder
-	labels    map[*lockd.Holder]string
+	owners    map[string]table.Owner
+	holders   map[string]table.Holder
+	labels    map[table.Holder]string
 	notified  []string
 	broken    []string
 	lastToken uint64
 }
 
-// scriptNotifier is an owner's Notifier and Breaker in a script.
+// scriptNotifier is an owner's Notifier in a script.
 type scriptNotifier struct {
 	r     *scriptRun
-	o     *lockd.Owner
+	o     table.Owner
 	label string
 }
 
-func (n *scriptNotifier) Notify(h *lockd.Holder) {
+func (n *scriptNotifier) Granted(h table.Holder) {
 	r := n.r
-	if h.Owner != n.o {
-		r.t.Errorf("owner %s notified of a holder of %s", n.label, h.Owner.ClientID)
+	if h.Owner() != n.o {
+		r.t.Errorf("owner %s notified of a holder of %s", n.label, h.Owner().Info().ClientID)
 	}
 	r.granted(h)
 	r.notified = append(r.notified, r.labels[h])
 }
 
-func (n *scriptNotifier) Broken(h *lockd.Holder) {
-	if h.Owner != n.o {
-		n.r.t.Errorf("owner %s told of a broken holder of %s", n.label, h.Owner.ClientID)
+func (n *scriptNotifier) Lost(h table.Holder, why error) {
+	if h.Owner() != n.o {
+		n.r.t.Errorf("owner %s told of a broken holder of %s", n.label, h.Owner().Info().ClientID)
+	}
+	if why != table.ErrBroken {
+		n.r.t.Errorf("owner %s told of a loss by %v, want table.ErrBroken", n.label, why)
 	}
 	n.r.broken = append(n.r.broken, n.r.labels[h])
 }
@@ -124,29 +130,29 @@ func newScriptRun(t *testing.T, o lockd.Options) *scriptRun {
 	return &scriptRun{
 		t:       t,
 		tb:      lockd.New(o),
-		owners:  map[string]*lockd.Owner{},
-		holders: map[string]*lockd.Holder{},
-		labels:  map[*lockd.Holder]string{},
+		owners:  map[string]table.Owner{},
+		holders: map[string]table.Holder{},
+		labels:  map[table.Holder]string{},
 	}
 }
 
-func (r *scriptRun) owner(label string) *lockd.Owner {
+func (r *scriptRun) owner(label string) table.Owner {
 	o := r.owners[label]
 	if o == nil {
-		o = &lockd.Owner{Info: lockd.Info{ClientID: label}}
-		o.Notifier = &scriptNotifier{r: r, o: o, label: label}
+		o = lockd.NewOwner(table.Info{ClientID: label}, nil)
+		lockd.SetNotifier(o, &scriptNotifier{r: r, o: o, label: label})
 		r.owners[label] = o
 	}
 	return o
 }
 
 // granted checks the token of a fresh grant: larger than every earlier one.
-func (r *scriptRun) granted(h *lockd.Holder) {
+func (r *scriptRun) granted(h table.Holder) {
 	r.t.Helper()
-	if h.Token <= r.lastToken {
-		r.t.Errorf("grant of %s: token %d not above the previous %d", r.labels[h], h.Token, r.lastToken)
+	if h.Token() <= r.lastToken {
+		r.t.Errorf("grant of %s: token %d not above the previous %d", r.labels[h], h.Token(), r.lastToken)
 	}
-	r.lastToken = h.Token
+	r.lastToken = h.Token()
 }
 
 func (r *scriptRun) run(steps []step) {
@@ -162,25 +168,25 @@ func (r *scriptRun) run(steps []step) {
 		r.notified, r.broken = r.notified[:0], r.broken[:0]
 		switch s.op {
 		case "acq":
-			h, res, err := r.tb.Acquire(r.owner(s.owner), lockd.Request{Name: s.name, Mode: s.mode, Limit: s.limit, Wait: s.wait})
+			h, res, err := r.tb.Acquire(r.owner(s.owner), table.Request{Name: s.name, Mode: s.mode, Limit: s.limit, Wait: s.wait})
 			if res != s.want || !errors.Is(err, s.err) || (err == nil) != (s.err == nil) {
 				t.Fatalf("step %d: acquire %s: got %v, %v; want %v, %v", i, s.id, res, err, s.want, s.err)
 			}
-			if (h == nil) != (res == lockd.NotGranted || res == lockd.Refused) {
+			if (h == nil) != (res == table.NotGranted || res == table.Refused) {
 				t.Fatalf("step %d: acquire %s: result %v with holder %p", i, s.id, res, h)
 			}
 			if h != nil {
 				r.holders[s.id] = h
 				r.labels[h] = s.id
-				if h.Name() != s.name || h.Mode != s.mode || h.Owner != r.owners[s.owner] {
-					t.Fatalf("step %d: holder %s is %q %v of %s", i, s.id, h.Name(), h.Mode, h.Owner.ClientID)
+				if h.Name() != s.name || h.Mode() != s.mode || h.Owner() != r.owners[s.owner] {
+					t.Fatalf("step %d: holder %s is %q %v of %s", i, s.id, h.Name(), h.Mode(), h.Owner().Info().ClientID)
 				}
-				if res == lockd.Granted {
+				if res == table.Granted {
 					r.granted(h)
-				} else if h.Token != 0 {
-					t.Fatalf("step %d: waiting %s has token %d", i, s.id, h.Token)
+				} else if h.Token() != 0 {
+					t.Fatalf("step %d: waiting %s has token %d", i, s.id, h.Token())
 				}
-				if got := r.tb.Held(h); got != (res == lockd.Granted) {
+				if got := r.tb.Held(h); got != (res == table.Granted) {
 					t.Fatalf("step %d: Held(%s) = %v after %v", i, s.id, got, res)
 				}
 			}
@@ -207,7 +213,7 @@ func (r *scriptRun) run(steps []step) {
 		case "relall":
 			r.tb.ReleaseAll(r.owner(s.id))
 		case "state":
-			var li lockd.LockInfo
+			var li table.LockInfo
 			if infos := r.tb.Snapshot([]string{s.name}, 0); len(infos) == 1 {
 				li = infos[0]
 			} else if len(infos) > 1 {
@@ -237,7 +243,7 @@ func (r *scriptRun) finish() {
 	for _, o := range r.owners {
 		r.tb.ReleaseAll(o)
 		if o.Count() != 0 {
-			r.t.Errorf("owner %s: Count %d after ReleaseAll", o.ClientID, o.Count())
+			r.t.Errorf("owner %s: Count %d after ReleaseAll", o.Info().ClientID, o.Count())
 		}
 	}
 	checkEmpty(r.t, r.tb)
@@ -257,7 +263,7 @@ func checkEmpty(t testing.TB, tb *lockd.Table) {
 	}
 }
 
-func partyIDs(ps []lockd.Party) string {
+func partyIDs(ps []table.Party) string {
 	ids := make([]string, len(ps))
 	for i, p := range ps {
 		ids[i] = p.ClientID
@@ -272,10 +278,10 @@ func TestScripts(t *testing.T) {
 		steps []step
 	}{
 		{"exclusive", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", try, lockd.NotGranted),
-			excl("b", wait, lockd.Queued),
-			excl("c", wait, lockd.Queued),
+			excl("a", try, table.Granted),
+			excl("b", try, table.NotGranted),
+			excl("b", wait, table.Queued),
+			excl("c", wait, table.Queued),
 			state("a", "b c"),
 			rel("a", true, "b"),
 			state("b", "c"),
@@ -284,22 +290,22 @@ func TestScripts(t *testing.T) {
 			state("", ""),
 		}},
 		{"exclusive: a second request of the holder's own owner is not re-entrant", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			excl("a2", try, lockd.NotGranted).by("a"),
-			excl("a2", wait, lockd.Queued).by("a"),
+			excl("a", try, table.Granted),
+			excl("a2", try, table.NotGranted).by("a"),
+			excl("a2", wait, table.Queued).by("a"),
 			rel("a", true, "a2"),
 		}},
 		{"exclusive: names are independent", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", try, lockd.Granted).on("y"),
-			shrd("c", try, lockd.Granted).on("z"),
-			excl("d", try, lockd.NotGranted).on("y"),
+			excl("a", try, table.Granted),
+			excl("b", try, table.Granted).on("y"),
+			shrd("c", try, table.Granted).on("z"),
+			excl("d", try, table.NotGranted).on("y"),
 		}},
 		{"shared", lockd.Options{}, []step{
-			shrd("a", try, lockd.Granted),
-			shrd("b", try, lockd.Granted),
-			shrd("c", wait, lockd.Granted),
-			excl("d", wait, lockd.Queued),
+			shrd("a", try, table.Granted),
+			shrd("b", try, table.Granted),
+			shrd("c", wait, table.Granted),
+			excl("d", wait, table.Queued),
 			state("a b c", "d"),
 			rel("a", true),
 			rel("c", true),
@@ -307,121 +313,121 @@ func TestScripts(t *testing.T) {
 			state("d", ""),
 		}},
 		{"semaphore", lockd.Options{}, []step{
-			sem("a", 3, try, lockd.Granted),
-			sem("b", 3, try, lockd.Granted),
-			sem("c", 3, wait, lockd.Granted),
-			sem("d", 3, try, lockd.NotGranted),
-			sem("d", 3, wait, lockd.Queued),
-			sem("e", 3, wait, lockd.Queued),
+			sem("a", 3, try, table.Granted),
+			sem("b", 3, try, table.Granted),
+			sem("c", 3, wait, table.Granted),
+			sem("d", 3, try, table.NotGranted),
+			sem("d", 3, wait, table.Queued),
+			sem("e", 3, wait, table.Queued),
 			state("a b c", "d e"),
 			rel("b", true, "d"),
 			state("a c d", "e"),
 			rel("d", true, "e"),
 			rel("a", true),
-			sem("f", 3, try, lockd.Granted),
-			sem("g", 3, try, lockd.NotGranted),
+			sem("f", 3, try, table.Granted),
+			sem("g", 3, try, table.NotGranted),
 		}},
 		{"semaphore: limit 0 and 1 both mean a plain lock", lockd.Options{}, []step{
-			sem("a", 0, try, lockd.Granted),
-			sem("b", 1, try, lockd.NotGranted),
-			sem("b", 1, wait, lockd.Queued),
-			sem("c", -5, wait, lockd.Queued),
+			sem("a", 0, try, table.Granted),
+			sem("b", 1, try, table.NotGranted),
+			sem("b", 1, wait, table.Queued),
+			sem("c", -5, wait, table.Queued),
 			rel("a", true, "b"),
 		}},
 		{"modes never mix", lockd.Options{}, []step{
-			shrd("a", try, lockd.Granted),
-			excl("b", try, lockd.NotGranted),
-			sem("b", 3, try, lockd.NotGranted),
+			shrd("a", try, table.Granted),
+			excl("b", try, table.NotGranted),
+			sem("b", 3, try, table.NotGranted),
 			rel("a", true),
-			excl("c", try, lockd.Granted),
-			shrd("d", try, lockd.NotGranted),
+			excl("c", try, table.Granted),
+			shrd("d", try, table.NotGranted),
 			rel("c", true),
-			sem("e", 3, try, lockd.Granted),
-			shrd("f", try, lockd.NotGranted), // 1 of 3 taken, still no mixing
-			sem("g", 3, try, lockd.Granted),
+			sem("e", 3, try, table.Granted),
+			shrd("f", try, table.NotGranted), // 1 of 3 taken, still no mixing
+			sem("g", 3, try, table.Granted),
 		}},
 		{"limit mismatch with a holder", lockd.Options{}, []step{
-			sem("a", 3, try, lockd.Granted),
-			refused(sem("b", 2, try, 0), lockd.ErrLimitMismatch),
-			refused(sem("b", 2, wait, 0), lockd.ErrLimitMismatch),
-			refused(excl("c", wait, 0), lockd.ErrLimitMismatch),
-			acq("d", sh, 7, try, lockd.NotGranted), // a shared request has no limit
-			sem("e", 3, try, lockd.Granted),
+			sem("a", 3, try, table.Granted),
+			refused(sem("b", 2, try, 0), table.ErrLimitMismatch),
+			refused(sem("b", 2, wait, 0), table.ErrLimitMismatch),
+			refused(excl("c", wait, 0), table.ErrLimitMismatch),
+			acq("d", sh, 7, try, table.NotGranted), // a shared request has no limit
+			sem("e", 3, try, table.Granted),
 			state("a e", ""),
 		}},
 		{"limit mismatch between waiters", lockd.Options{}, []step{
-			shrd("a", try, lockd.Granted),
-			sem("b", 2, wait, lockd.Queued),
-			refused(sem("c", 3, wait, 0), lockd.ErrLimitMismatch),
-			refused(sem("c", 3, try, 0), lockd.ErrLimitMismatch),
-			sem("c", 2, wait, lockd.Queued),
+			shrd("a", try, table.Granted),
+			sem("b", 2, wait, table.Queued),
+			refused(sem("c", 3, wait, 0), table.ErrLimitMismatch),
+			refused(sem("c", 3, try, 0), table.ErrLimitMismatch),
+			sem("c", 2, wait, table.Queued),
 			rel("b", false),
-			refused(sem("d", 3, wait, 0), lockd.ErrLimitMismatch),
+			refused(sem("d", 3, wait, 0), table.ErrLimitMismatch),
 			rel("c", false),
 			// no exclusive request left: a new size may be agreed
-			sem("d", 3, wait, lockd.Queued),
+			sem("d", 3, wait, table.Queued),
 			rel("a", true, "d"),
 		}},
 		{"limit forgotten when the last exclusive holder leaves", lockd.Options{}, []step{
-			sem("a", 3, try, lockd.Granted),
+			sem("a", 3, try, table.Granted),
 			rel("a", true),
-			sem("b", 2, try, lockd.Granted),
-			sem("c", 2, try, lockd.Granted),
-			sem("d", 2, try, lockd.NotGranted),
+			sem("b", 2, try, table.Granted),
+			sem("c", 2, try, table.Granted),
+			sem("d", 2, try, table.NotGranted),
 		}},
 		{"limit forgotten while shared holders keep the name", lockd.Options{}, []step{
-			sem("a", 3, try, lockd.Granted),
-			shrd("b", wait, lockd.Queued),
+			sem("a", 3, try, table.Granted),
+			shrd("b", wait, table.Queued),
 			rel("a", true, "b"),
-			sem("c", 2, wait, lockd.Queued),
-			sem("d", 2, wait, lockd.Queued),
+			sem("c", 2, wait, table.Queued),
+			sem("d", 2, wait, table.Queued),
 			rel("b", true, "c", "d"),
 		}},
 		{"queue full", lockd.Options{MaxWaiters: 2}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			shrd("c", wait, lockd.Queued),
-			refused(excl("d", wait, 0), lockd.ErrQueueFull),
-			refused(shrd("d", wait, 0), lockd.ErrQueueFull),
-			excl("d", try, lockd.NotGranted), // not waiting: not refused
-			refused(sem("d", 2, wait, 0), lockd.ErrLimitMismatch),
-			excl("e", try, lockd.Granted).on("y"), // the bound is per name
-			excl("e2", wait, lockd.Queued).on("y"),
-			excl("e3", wait, lockd.Queued).on("y"),
+			excl("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			shrd("c", wait, table.Queued),
+			refused(excl("d", wait, 0), table.ErrQueueFull),
+			refused(shrd("d", wait, 0), table.ErrQueueFull),
+			excl("d", try, table.NotGranted), // not waiting: not refused
+			refused(sem("d", 2, wait, 0), table.ErrLimitMismatch),
+			excl("e", try, table.Granted).on("y"), // the bound is per name
+			excl("e2", wait, table.Queued).on("y"),
+			excl("e3", wait, table.Queued).on("y"),
 			rel("b", false),
-			excl("d", wait, lockd.Queued),
+			excl("d", wait, table.Queued),
 			rel("a", true, "c"),
 			state("c", "d"),
-			excl("f", wait, lockd.Queued),
-			refused(excl("g", wait, 0), lockd.ErrQueueFull),
+			excl("f", wait, table.Queued),
+			refused(excl("g", wait, 0), table.ErrQueueFull),
 		}},
 		{"queue full: one waiter", lockd.Options{MaxWaiters: 1}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			refused(excl("c", wait, 0), lockd.ErrQueueFull),
+			excl("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			refused(excl("c", wait, 0), table.ErrQueueFull),
 			rel("a", true, "b"),
-			excl("c", wait, lockd.Queued),
+			excl("c", wait, table.Queued),
 		}},
 		{"not granted without wait while others queue", lockd.Options{}, []step{
-			shrd("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			shrd("c", try, lockd.NotGranted), // compatible with a, but b came first
+			shrd("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			shrd("c", try, table.NotGranted), // compatible with a, but b came first
 			state("a", "b"),
 		}},
 		{"a shared request behind a waiting exclusive one waits", lockd.Options{}, []step{
-			shrd("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			shrd("c", wait, lockd.Queued),
+			shrd("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			shrd("c", wait, table.Queued),
 			state("a", "b c"),
 			rel("a", true, "b"),
 			rel("b", true, "c"),
 		}},
 		{"grants stop at the first incompatible waiter", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			shrd("b", wait, lockd.Queued),
-			shrd("c", wait, lockd.Queued),
-			excl("d", wait, lockd.Queued),
-			shrd("e", wait, lockd.Queued),
+			excl("a", try, table.Granted),
+			shrd("b", wait, table.Queued),
+			shrd("c", wait, table.Queued),
+			excl("d", wait, table.Queued),
+			shrd("e", wait, table.Queued),
 			rel("a", true, "b", "c"),
 			state("b c", "d e"),
 			rel("c", true),
@@ -429,97 +435,97 @@ func TestScripts(t *testing.T) {
 			rel("d", true, "e"),
 		}},
 		{"semaphore waiters are granted in order up to N", lockd.Options{}, []step{
-			shrd("a", try, lockd.Granted),
-			sem("b", 2, wait, lockd.Queued),
-			sem("c", 2, wait, lockd.Queued),
-			sem("d", 2, wait, lockd.Queued),
-			shrd("e", wait, lockd.Queued),
+			shrd("a", try, table.Granted),
+			sem("b", 2, wait, table.Queued),
+			sem("c", 2, wait, table.Queued),
+			sem("d", 2, wait, table.Queued),
+			shrd("e", wait, table.Queued),
 			rel("a", true, "b", "c"),
 			rel("c", true, "d"),
 			rel("b", true),
 			rel("d", true, "e"),
 		}},
 		{"a big semaphore request never starves", lockd.Options{}, []step{
-			sem("a", 2, try, lockd.Granted),
-			shrd("b", wait, lockd.Queued),
-			sem("c", 2, wait, lockd.Queued), // fits beside a, but b came first
+			sem("a", 2, try, table.Granted),
+			shrd("b", wait, table.Queued),
+			sem("c", 2, wait, table.Queued), // fits beside a, but b came first
 			rel("b", false, "c"),
 		}},
 		{"cancel of the waiting head lets the next compatible ones through", lockd.Options{}, []step{
-			shrd("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			shrd("c", wait, lockd.Queued),
-			shrd("d", wait, lockd.Queued),
-			excl("e", wait, lockd.Queued),
-			shrd("f", wait, lockd.Queued),
+			shrd("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			shrd("c", wait, table.Queued),
+			shrd("d", wait, table.Queued),
+			excl("e", wait, table.Queued),
+			shrd("f", wait, table.Queued),
 			rel("b", false, "c", "d"),
 			state("a c d", "e f"),
 		}},
 		{"cancel of a head that the next one could not pass either", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			excl("c", wait, lockd.Queued),
+			excl("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			excl("c", wait, table.Queued),
 			rel("b", false),
 			state("a", "c"),
 			rel("a", true, "c"),
 		}},
 		{"cancel in the middle of the queue", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			shrd("c", wait, lockd.Queued),
-			excl("d", wait, lockd.Queued),
+			excl("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			shrd("c", wait, table.Queued),
+			excl("d", wait, table.Queued),
 			rel("c", false),
 			rel("d", false),
 			state("a", "b"),
-			excl("e", wait, lockd.Queued),
+			excl("e", wait, table.Queued),
 			rel("a", true, "b"),
 			rel("b", true, "e"),
 		}},
 		{"cancel of the tail, then more waiters", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			excl("c", wait, lockd.Queued),
+			excl("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			excl("c", wait, table.Queued),
 			rel("c", false),
-			excl("d", wait, lockd.Queued),
+			excl("d", wait, table.Queued),
 			state("a", "b d"),
 			rel("a", true, "b"),
 			rel("b", true, "d"),
 		}},
 		{"release return values and double release", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
+			excl("a", try, table.Granted),
+			excl("b", wait, table.Queued),
 			rel("b", false), // withdrawn
 			rel("b", false), // again: harmless
 			state("a", ""),
 			rel("a", true),
 			rel("a", false),
-			excl("c", try, lockd.Granted),
+			excl("c", try, table.Granted),
 			rel("a", false), // must not release c
 			rel("b", false),
 			state("c", ""),
-			excl("d", wait, lockd.Queued),
+			excl("d", wait, table.Queued),
 			rel("c", true, "d"),
 			rel("c", false),
 			state("d", ""),
 		}},
 		{"release of a waiter granted in the meantime reports held", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
+			excl("a", try, table.Granted),
+			excl("b", wait, table.Queued),
 			rel("a", true, "b"),
 			rel("b", true),
 		}},
 		{"stale holder of a forgotten name", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
+			excl("a", try, table.Granted),
 			rel("a", true), // the name is forgotten here
-			excl("b", try, lockd.Granted),
+			excl("b", try, table.Granted),
 			rel("a", false),
-			excl("c", try, lockd.NotGranted),
+			excl("c", try, table.NotGranted),
 			state("b", ""),
 		}},
 		{"cancel", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			shrd("c", wait, lockd.Queued),
+			excl("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			shrd("c", wait, table.Queued),
 			cancel("b", true), // c is still behind a
 			cancel("b", false),
 			rel("b", false),
@@ -530,18 +536,18 @@ func TestScripts(t *testing.T) {
 			state("c", ""),
 		}},
 		{"Cancel of the waiting head lets the next compatible ones through", lockd.Options{}, []step{
-			shrd("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			shrd("c", wait, lockd.Queued),
-			excl("d", wait, lockd.Queued),
+			shrd("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			shrd("c", wait, table.Queued),
+			excl("d", wait, table.Queued),
 			cancel("b", true, "c"),
 			state("a c", "d"),
 		}},
 		{"break", lockd.Options{}, []step{
-			excl("a", try, lockd.Granted),
-			excl("b", wait, lockd.Queued),
-			shrd("c", wait, lockd.Queued),
-			excl("d", wait, lockd.Queued),
+			excl("a", try, table.Granted),
+			excl("b", wait, table.Queued),
+			shrd("c", wait, table.Queued),
+			excl("d", wait, table.Queued),
 			brk(1, "a", "b"),
 			state("b", "c d"),
 			rel("a", false), // broken: already gone
@@ -549,41 +555,41 @@ func TestScripts(t *testing.T) {
 			state("c", "d"),
 			rel("c", true, "d"),
 			state("d", ""),
-			excl("e", try, lockd.NotGranted),
+			excl("e", try, table.NotGranted),
 			rel("d", true),
 			brk(0, ""),
 		}},
 		{"break shared holders", lockd.Options{}, []step{
-			shrd("a", try, lockd.Granted),
-			shrd("b", try, lockd.Granted),
-			shrd("c", try, lockd.Granted),
-			sem("d", 2, wait, lockd.Queued),
-			sem("e", 2, wait, lockd.Queued),
-			sem("f", 2, wait, lockd.Queued),
+			shrd("a", try, table.Granted),
+			shrd("b", try, table.Granted),
+			shrd("c", try, table.Granted),
+			sem("d", 2, wait, table.Queued),
+			sem("e", 2, wait, table.Queued),
+			sem("f", 2, wait, table.Queued),
 			brk(3, "a b c", "d", "e"),
 			state("d e", "f"),
 			rel("e", true, "f"),
 			state("d f", ""),
-			refused(sem("g", 3, try, 0), lockd.ErrLimitMismatch),
+			refused(sem("g", 3, try, 0), table.ErrLimitMismatch),
 		}},
 		{"break of a name nobody holds", lockd.Options{}, []step{
 			brk(0, "").on("nope"),
 			state("", "").on("nope"),
 		}},
 		{"break forgets the name", lockd.Options{}, []step{
-			sem("a", 3, try, lockd.Granted),
+			sem("a", 3, try, table.Granted),
 			brk(1, "a"),
 			state("", ""),
-			sem("b", 2, try, lockd.Granted), // the old size is gone too
+			sem("b", 2, try, table.Granted), // the old size is gone too
 		}},
 		{"release-all", lockd.Options{}, []step{
-			excl("a1", try, lockd.Granted).by("o").on("a"),
-			shrd("b1", try, lockd.Granted).by("o").on("b"),
-			excl("c1", try, lockd.Granted).by("p").on("c"),
-			excl("c2", wait, lockd.Queued).by("o").on("c"),
-			excl("a2", wait, lockd.Queued).by("q").on("a"),
-			excl("b2", wait, lockd.Queued).by("q").on("b"),
-			excl("c3", wait, lockd.Queued).by("q").on("c"),
+			excl("a1", try, table.Granted).by("o").on("a"),
+			shrd("b1", try, table.Granted).by("o").on("b"),
+			excl("c1", try, table.Granted).by("p").on("c"),
+			excl("c2", wait, table.Queued).by("o").on("c"),
+			excl("a2", wait, table.Queued).by("q").on("a"),
+			excl("b2", wait, table.Queued).by("q").on("b"),
+			excl("c3", wait, table.Queued).by("q").on("c"),
 			{op: "relall", id: "o", grants: "b2 a2"}, // newest first
 			state("p", "q").on("c"),
 			state("q", "").on("a"),
@@ -604,10 +610,10 @@ func TestScripts(t *testing.T) {
 func TestReleaseAllCounts(t *testing.T) {
 	r := newScriptRun(t, lockd.Options{})
 	r.run([]step{
-		excl("a", try, lockd.Granted).by("o").on("a"),
-		shrd("b", try, lockd.Granted).by("o").on("b"),
-		excl("c", try, lockd.Granted).by("p").on("c"),
-		excl("d", wait, lockd.Queued).by("o").on("c"),
+		excl("a", try, table.Granted).by("o").on("a"),
+		shrd("b", try, table.Granted).by("o").on("b"),
+		excl("c", try, table.Granted).by("p").on("c"),
+		excl("d", wait, table.Queued).by("o").on("c"),
 	})
 	o := r.owners["o"]
 	if o.Count() != 3 {
@@ -635,16 +641,16 @@ func TestReleaseAllCounts(t *testing.T) {
 func TestFind(t *testing.T) {
 	r := newScriptRun(t, lockd.Options{})
 	r.run([]step{
-		excl("x", try, lockd.Granted).by("o").on("x"),
-		excl("y1", try, lockd.Granted).by("p").on("y"),
-		excl("y", wait, lockd.Queued).by("o").on("y"),
-		shrd("z", try, lockd.Granted).by("p").on("z"),
+		excl("x", try, table.Granted).by("o").on("x"),
+		excl("y1", try, table.Granted).by("p").on("y"),
+		excl("y", wait, table.Queued).by("o").on("y"),
+		shrd("z", try, table.Granted).by("p").on("z"),
 	})
 	o, p := r.owners["o"], r.owners["p"]
 	for _, c := range []struct {
-		o    *lockd.Owner
+		o    table.Owner
 		name string
-		want *lockd.Holder
+		want table.Holder
 	}{
 		{o, "x", r.holders["x"]},
 		{o, "y", r.holders["y"]}, // waiting
@@ -654,7 +660,7 @@ func TestFind(t *testing.T) {
 		{o, "nope", nil},
 	} {
 		if got := r.tb.Find(c.o, c.name); got != c.want {
-			t.Errorf("Find(%s, %q) = %p, want %p", c.o.ClientID, c.name, got, c.want)
+			t.Errorf("Find(%s, %q) = %p, want %p", c.o.Info().ClientID, c.name, got, c.want)
 		}
 	}
 	r.tb.Release(r.holders["x"])
@@ -670,20 +676,20 @@ func TestFind(t *testing.T) {
 
 func TestIdleNamesForgotten(t *testing.T) {
 	tb := lockd.New(lockd.Options{MaxWaiters: 1})
-	o := &lockd.Owner{Notifier: notifyFunc(func(*lockd.Holder) {})}
-	p := &lockd.Owner{Notifier: notifyFunc(func(*lockd.Holder) {})}
+	o := lockd.NewOwner(table.Info{}, notifyFunc(func(table.Holder) {}))
+	p := lockd.NewOwner(table.Info{}, notifyFunc(func(table.Holder) {}))
 	names := func() int64 { return tb.Counters().Names }
 
-	h, _, _ := tb.Acquire(o, lockd.Request{Name: "a"})
+	h, _, _ := tb.Acquire(o, table.Request{Name: "a"})
 	if names() != 1 {
 		t.Fatalf("Names = %d with one held lock", names())
 	}
-	w, _, _ := tb.Acquire(p, lockd.Request{Name: "a", Wait: true})
-	tb.Acquire(p, lockd.Request{Name: "a"})                       // not granted
-	tb.Acquire(p, lockd.Request{Name: "a", Wait: true})           // queue full
-	tb.Acquire(p, lockd.Request{Name: "a", Mode: ex, Limit: 2})   // mismatch
-	tb.Acquire(p, lockd.Request{Name: "b", Mode: sh})             // granted
-	tb.Acquire(p, lockd.Request{Name: "b", Mode: ex, Wait: true}) // queued
+	w, _, _ := tb.Acquire(p, table.Request{Name: "a", Wait: true})
+	tb.Acquire(p, table.Request{Name: "a"})                       // not granted
+	tb.Acquire(p, table.Request{Name: "a", Wait: true})           // queue full
+	tb.Acquire(p, table.Request{Name: "a", Mode: ex, Limit: 2})   // mismatch
+	tb.Acquire(p, table.Request{Name: "b", Mode: sh})             // granted
+	tb.Acquire(p, table.Request{Name: "b", Mode: ex, Wait: true}) // queued
 	if names() != 2 || tb.Entries() != 2 {
 		t.Fatalf("Names = %d, entries %d, want 2", names(), tb.Entries())
 	}
@@ -695,8 +701,8 @@ func TestIdleNamesForgotten(t *testing.T) {
 	tb.ReleaseAll(p)
 	checkEmpty(t, tb)
 	// A name that was only ever waited for and withdrawn is gone as well.
-	h, _, _ = tb.Acquire(o, lockd.Request{Name: "c"})
-	w, _, _ = tb.Acquire(p, lockd.Request{Name: "c", Wait: true})
+	h, _, _ = tb.Acquire(o, table.Request{Name: "c"})
+	w, _, _ = tb.Acquire(p, table.Request{Name: "c", Wait: true})
 	tb.Release(w)
 	tb.Release(h)
 	checkEmpty(t, tb)
@@ -705,18 +711,18 @@ func TestIdleNamesForgotten(t *testing.T) {
 func TestCounters(t *testing.T) {
 	r := newScriptRun(t, lockd.Options{MaxWaiters: 1})
 	r.run([]step{
-		excl("a", try, lockd.Granted),                        // acquired 1
-		excl("b", try, lockd.NotGranted),                     // not 1
-		excl("b", wait, lockd.Queued),                        // waiting 1
-		refused(excl("c", wait, 0), lockd.ErrQueueFull),      // not 2
-		refused(sem("c", 2, try, 0), lockd.ErrLimitMismatch), // not 3
+		excl("a", try, table.Granted),                        // acquired 1
+		excl("b", try, table.NotGranted),                     // not 1
+		excl("b", wait, table.Queued),                        // waiting 1
+		refused(excl("c", wait, 0), table.ErrQueueFull),      // not 2
+		refused(sem("c", 2, try, 0), table.ErrLimitMismatch), // not 3
 		rel("a", true, "b"),                                  // acquired 2
-		shrd("d", try, lockd.Granted).on("y"),                // acquired 3
-		shrd("e", try, lockd.Granted).on("y"),                // acquired 4
-		excl("f", wait, lockd.Queued).on("y"),                // waiting 1
+		shrd("d", try, table.Granted).on("y"),                // acquired 3
+		shrd("e", try, table.Granted).on("y"),                // acquired 4
+		excl("f", wait, table.Queued).on("y"),                // waiting 1
 	})
 	r.tb.CountTimeout()
-	want := lockd.Counters{Acquired: 4, NotAcquired: 4, Held: 3, Waiting: 1, Names: 2}
+	want := table.Counters{Acquired: 4, NotAcquired: 4, Held: 3, Waiting: 1, Names: 2}
 	if got := r.tb.Counters(); got != want {
 		t.Fatalf("Counters = %+v, want %+v", got, want)
 	}
@@ -726,7 +732,7 @@ func TestCounters(t *testing.T) {
 		rel("f", true),
 		rel("b", true),
 	})
-	want = lockd.Counters{Acquired: 5, NotAcquired: 4}
+	want = table.Counters{Acquired: 5, NotAcquired: 4}
 	if got := r.tb.Counters(); got != want {
 		t.Fatalf("Counters = %+v, want %+v", got, want)
 	}
@@ -742,29 +748,29 @@ func TestTokens(t *testing.T) {
 	src := &seqTokens{n: 1000}
 	tb := lockd.New(lockd.Options{Tokens: src})
 	var got []uint64
-	o := &lockd.Owner{}
-	o.Notifier = notifyFunc(func(h *lockd.Holder) { got = append(got, h.Token) })
-	acq := func(name string, mode protocol.Mode, w bool, want lockd.Result) *lockd.Holder {
+	o := lockd.NewOwner(table.Info{}, nil)
+	lockd.SetNotifier(o, notifyFunc(func(h table.Holder) { got = append(got, h.Token()) }))
+	acq := func(name string, mode table.Mode, w bool, want table.Result) table.Holder {
 		t.Helper()
-		h, res, err := tb.Acquire(o, lockd.Request{Name: name, Mode: mode, Wait: w})
+		h, res, err := tb.Acquire(o, table.Request{Name: name, Mode: mode, Wait: w})
 		if res != want || err != nil {
 			t.Fatalf("acquire %s: %v, %v; want %v", name, res, err, want)
 		}
-		if res == lockd.Granted {
-			got = append(got, h.Token)
+		if res == table.Granted {
+			got = append(got, h.Token())
 		}
 		return h
 	}
-	a := acq("x", ex, false, lockd.Granted) // 1010
-	b := acq("x", sh, true, lockd.Queued)
-	c := acq("x", sh, true, lockd.Queued)
-	acq("y", ex, false, lockd.Granted)      // 1020
+	a := acq("x", ex, false, table.Granted) // 1010
+	b := acq("x", sh, true, table.Queued)
+	c := acq("x", sh, true, table.Queued)
+	acq("y", ex, false, table.Granted)      // 1020
 	tb.Release(a)                           // b 1030, c 1040
-	d := acq("x", sh, false, lockd.Granted) // 1050
+	d := acq("x", sh, false, table.Granted) // 1050
 	tb.Release(b)
 	tb.Release(c)
 	tb.Release(d)
-	acq("x", ex, false, lockd.Granted) // 1060: the name was forgotten, the count was not
+	acq("x", ex, false, table.Granted) // 1060: the name was forgotten, the count was not
 	want := []uint64{1010, 1020, 1030, 1040, 1050, 1060}
 	if !slices.Equal(got, want) {
 		t.Fatalf("tokens %v, want %v", got, want)
@@ -785,21 +791,19 @@ func TestTokens(t *testing.T) {
 func TestSnapshot(t *testing.T) {
 	var clock int64
 	tb := lockd.New(lockd.Options{Now: func() int64 { return clock }})
-	owner := func(id string, pid int) *lockd.Owner {
-		return &lockd.Owner{
-			Info:     lockd.Info{ClientID: id, Host: "host-" + id, PID: pid, Addr: "10.0.0.1:" + id},
-			Notifier: notifyFunc(func(*lockd.Holder) {}),
-		}
+	owner := func(id string, pid int) table.Owner {
+		return lockd.NewOwner(table.Info{ClientID: id, Host: "host-" + id, PID: pid, Addr: "10.0.0.1:" + id},
+			notifyFunc(func(table.Holder) {}))
 	}
 	at := func(ns int64) time.Time { return time.Unix(0, ns) }
 	type req struct {
-		o     *lockd.Owner
+		o     table.Owner
 		name  string
-		mode  protocol.Mode
+		mode  table.Mode
 		limit int
 		at    int64
 	}
-	hs := map[*lockd.Owner]*lockd.Holder{}
+	hs := map[table.Owner]table.Holder{}
 	s1, s2, s3 := owner("s1", 1), owner("s2", 2), owner("s3", 3)
 	w1, w2, w3 := owner("w1", 4), owner("w2", 5), owner("w3", 6)
 	m1, m2, q1, q2 := owner("m1", 7), owner("m2", 8), owner("q1", 9), owner("q2", 10)
@@ -816,7 +820,7 @@ func TestSnapshot(t *testing.T) {
 		{q2, "q", sh, 0, 9000},
 	} {
 		clock = r.at
-		h, _, err := tb.Acquire(r.o, lockd.Request{Name: r.name, Mode: r.mode, Limit: r.limit, Wait: true})
+		h, _, err := tb.Acquire(r.o, table.Request{Name: r.name, Mode: r.mode, Limit: r.limit, Wait: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -825,22 +829,22 @@ func TestSnapshot(t *testing.T) {
 	clock = 10000
 	tb.Release(hs[q1]) // q2 granted at 10000; no exclusive request left on q
 
-	p := func(o *lockd.Owner, mode protocol.Mode, limit int, since int64) lockd.Party {
+	p := func(o table.Owner, mode table.Mode, limit int, since int64) table.Party {
 		h := hs[o]
-		return lockd.Party{Info: o.Info, Mode: mode, Limit: limit, Since: at(since), Token: h.Token}
+		return table.Party{Info: *o.Info(), Mode: mode, Limit: limit, Since: at(since), Token: h.Token()}
 	}
-	s := lockd.LockInfo{
-		Name: "s", Mode: sh, Limit: 1, Token: hs[s3].Token,
-		Holders: []lockd.Party{p(s1, sh, 1, 1000), p(s2, sh, 1, 2000), p(s3, sh, 1, 3000)},
-		Waiters: []lockd.Party{p(w1, ex, 1, 4000), p(w2, sh, 1, 5000), p(w3, ex, 1, 6000)},
+	s := table.LockInfo{
+		Name: "s", Mode: sh, Limit: 1, Token: hs[s3].Token(),
+		Holders: []table.Party{p(s1, sh, 1, 1000), p(s2, sh, 1, 2000), p(s3, sh, 1, 3000)},
+		Waiters: []table.Party{p(w1, ex, 1, 4000), p(w2, sh, 1, 5000), p(w3, ex, 1, 6000)},
 	}
-	m := lockd.LockInfo{
-		Name: "m", Mode: ex, Limit: 3, Token: hs[m2].Token,
-		Holders: []lockd.Party{p(m1, ex, 3, 7000), p(m2, ex, 3, 7500)},
+	m := table.LockInfo{
+		Name: "m", Mode: ex, Limit: 3, Token: hs[m2].Token(),
+		Holders: []table.Party{p(m1, ex, 3, 7000), p(m2, ex, 3, 7500)},
 	}
-	q := lockd.LockInfo{
-		Name: "q", Mode: sh, Limit: 1, Token: hs[q2].Token,
-		Holders: []lockd.Party{p(q2, sh, 1, 10000)},
+	q := table.LockInfo{
+		Name: "q", Mode: sh, Limit: 1, Token: hs[q2].Token(),
+		Holders: []table.Party{p(q2, sh, 1, 10000)},
 	}
 	for _, w := range s.Waiters {
 		if w.Token != 0 {
@@ -854,14 +858,14 @@ func TestSnapshot(t *testing.T) {
 	for _, c := range []struct {
 		names []string
 		max   int
-		want  []lockd.LockInfo
+		want  []table.LockInfo
 	}{
-		{nil, 0, []lockd.LockInfo{m, q, s}},
-		{[]string{"s", "nope", "m"}, 0, []lockd.LockInfo{m, s}},
+		{nil, 0, []table.LockInfo{m, q, s}},
+		{[]string{"s", "nope", "m"}, 0, []table.LockInfo{m, s}},
 		{[]string{"nope"}, 0, nil},
-		{[]string{"s"}, 2, []lockd.LockInfo{bounded}},
-		{[]string{"s"}, 3, []lockd.LockInfo{s}},
-		{[]string{"s"}, 100, []lockd.LockInfo{s}},
+		{[]string{"s"}, 2, []table.LockInfo{bounded}},
+		{[]string{"s"}, 3, []table.LockInfo{s}},
+		{[]string{"s"}, 100, []table.LockInfo{s}},
 	} {
 		got := tb.Snapshot(c.names, c.max)
 		if !reflect.DeepEqual(got, c.want) {
@@ -871,29 +875,29 @@ func TestSnapshot(t *testing.T) {
 
 	// The waiters' Since becomes the time of the grant.
 	clock = 20000
-	for _, o := range []*lockd.Owner{s1, s2, s3} {
+	for _, o := range []table.Owner{s1, s2, s3} {
 		tb.Release(hs[o])
 	}
 	got := tb.Snapshot([]string{"s"}, 0)
-	want := []lockd.LockInfo{{
-		Name: "s", Mode: ex, Limit: 1, Token: hs[w1].Token,
-		Holders: []lockd.Party{p(w1, ex, 1, 20000)},
-		Waiters: []lockd.Party{{Info: w2.Info, Mode: sh, Limit: 1, Since: at(5000)}, {Info: w3.Info, Mode: ex, Limit: 1, Since: at(6000)}},
+	want := []table.LockInfo{{
+		Name: "s", Mode: ex, Limit: 1, Token: hs[w1].Token(),
+		Holders: []table.Party{p(w1, ex, 1, 20000)},
+		Waiters: []table.Party{{Info: *w2.Info(), Mode: sh, Limit: 1, Since: at(5000)}, {Info: *w3.Info(), Mode: ex, Limit: 1, Since: at(6000)}},
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Snapshot after grant:\n got %+v\nwant %+v", got, want)
 	}
 }
 
-// TestNotifyCallsBack checks that Notify runs without a lockd mutex held, on
+// TestNotifyCallsBack checks that Granted runs without a lockd mutex held, on
 // the releasing goroutine, before Release returns: it calls back into the
 // table from another goroutine, which would block on a held shard mutex.
 func TestNotifyCallsBack(t *testing.T) {
 	tb := lockd.New(lockd.Options{})
 	var notified int
-	o := &lockd.Owner{Notifier: notifyFunc(func(*lockd.Holder) {})}
-	p := &lockd.Owner{}
-	p.Notifier = notifyFunc(func(h *lockd.Holder) {
+	o := lockd.NewOwner(table.Info{}, notifyFunc(func(table.Holder) {}))
+	p := lockd.NewOwner(table.Info{}, nil)
+	lockd.SetNotifier(p, notifyFunc(func(h table.Holder) {
 		notified++
 		done := make(chan bool)
 		go func() {
@@ -907,14 +911,14 @@ func TestNotifyCallsBack(t *testing.T) {
 				t.Error("notified holder is not held")
 			}
 		case <-time.After(10 * time.Second):
-			t.Error("Notify is called with a lockd mutex held")
+			t.Error("Granted is called with a lockd mutex held")
 		}
-	})
-	h, _, _ := tb.Acquire(o, lockd.Request{Name: "x"})
-	w, _, _ := tb.Acquire(p, lockd.Request{Name: "x", Wait: true})
+	}))
+	h, _, _ := tb.Acquire(o, table.Request{Name: "x"})
+	w, _, _ := tb.Acquire(p, table.Request{Name: "x", Wait: true})
 	tb.Release(h)
 	if notified != 1 {
-		t.Fatalf("Notify called %d times before Release returned, want 1", notified)
+		t.Fatalf("Granted called %d times before Release returned, want 1", notified)
 	}
 	tb.Release(w)
 	checkEmpty(t, tb)
@@ -924,13 +928,13 @@ func TestNotifyCallsBack(t *testing.T) {
 // goroutine while the owner's own goroutine keeps acquiring and releasing
 // other names, as a session does: the owner's list of holders is changed by
 // both, and the race detector checks that this is synchronised. The owner
-// hears of the break as lib/server does, through Breaker and a channel.
+// hears of the break as lib/server does, through Lost and a channel.
 func TestBreakFromAnotherGoroutine(t *testing.T) {
 	tb := lockd.New(lockd.Options{})
-	broken := make(chan *lockd.Holder, 1)
-	o := &lockd.Owner{Notifier: &breakRecorder{broken}}
+	broken := make(chan table.Holder, 1)
+	o := lockd.NewOwner(table.Info{}, &breakRecorder{broken})
 	const rounds = 200
-	held := make(chan *lockd.Holder)
+	held := make(chan table.Holder)
 	done := make(chan struct{})
 	go func() { // the operator
 		defer close(done)
@@ -943,16 +947,16 @@ func TestBreakFromAnotherGoroutine(t *testing.T) {
 		}
 	}()
 	for i := range rounds {
-		h, res, _ := tb.Acquire(o, lockd.Request{Name: "x"})
-		if res != lockd.Granted {
+		h, res, _ := tb.Acquire(o, table.Request{Name: "x"})
+		if res != table.Granted {
 			t.Fatalf("round %d: x not granted: %v", i, res)
 		}
 		held <- h
 		for j := range 20 {
-			g, _, _ := tb.Acquire(o, lockd.Request{Name: fmt.Sprint("y", j)})
+			g, _, _ := tb.Acquire(o, table.Request{Name: fmt.Sprint("y", j)})
 			tb.Release(g)
 		}
-		var got *lockd.Holder
+		var got table.Holder
 		select {
 		case got = <-broken:
 		case <-time.After(5 * time.Second):
@@ -961,7 +965,7 @@ func TestBreakFromAnotherGoroutine(t *testing.T) {
 			t.Fatalf("round %d: the owner was not told of the break within 5s", i)
 		}
 		if got != h {
-			t.Fatalf("round %d: Broken(%p), want %p", i, got, h)
+			t.Fatalf("round %d: Lost(%p), want %p", i, got, h)
 		}
 		if tb.Held(h) {
 			t.Fatalf("round %d: broken holder still held", i)
@@ -977,7 +981,30 @@ func TestBreakFromAnotherGoroutine(t *testing.T) {
 	checkEmpty(t, tb)
 }
 
-type breakRecorder struct{ ch chan *lockd.Holder }
+type breakRecorder struct{ ch chan table.Holder }
 
-func (r *breakRecorder) Notify(*lockd.Holder)   {}
-func (r *breakRecorder) Broken(h *lockd.Holder) { r.ch <- h }
+func (r *breakRecorder) Granted(table.Holder)         {}
+func (r *breakRecorder) Lost(h table.Holder, _ error) { r.ch <- h }
+
+// foreignHolder is a table.Holder that no lockd Table made.
+type foreignHolder struct{ table.Holder }
+
+// TestForeignHolder: a Holder of another implementation is a programming
+// error, and the panic says so rather than corrupting the table.
+func TestForeignHolder(t *testing.T) {
+	tb := lockd.New(lockd.Options{})
+	for name, f := range map[string]func(){
+		"Release": func() { tb.Release(&foreignHolder{}) },
+		"Cancel":  func() { tb.Cancel(&foreignHolder{}) },
+		"Held":    func() { tb.Held(&foreignHolder{}) },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r != "lockd: a table.Holder that this Table did not make" {
+					t.Errorf("%s: recovered %v", name, r)
+				}
+			}()
+			f()
+		}()
+	}
+}

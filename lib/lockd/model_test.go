@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
-	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // The reference model: one name is two slices, holders in grant order and
@@ -24,10 +24,10 @@ import (
 //   - an exclusive request whose size differs from that of any exclusive
 //     holder or waiter is refused.
 type refReq struct {
-	h     *lockd.Holder // the table's holder for the same request
+	h     table.Holder // the table's holder for the same request
 	name  string
 	owner int
-	mode  protocol.Mode
+	mode  table.Mode
 	limit int   // semaphore size; 1 for shared requests
 	since int64 // clock when queued, then when granted
 	token uint64
@@ -39,8 +39,8 @@ type refName struct {
 	token uint64 // latest grant
 }
 
-func refLimit(mode protocol.Mode, limit int) int {
-	if mode == protocol.Shared || limit < 1 {
+func refLimit(mode table.Mode, limit int) int {
+	if mode == table.Shared || limit < 1 {
 		return 1
 	}
 	return limit
@@ -52,16 +52,16 @@ func (n *refName) fits(r *refReq) bool {
 			return false
 		}
 	}
-	return r.mode == protocol.Shared || len(n.held) < r.limit
+	return r.mode == table.Shared || len(n.held) < r.limit
 }
 
 func (n *refName) sizeClash(r *refReq) bool {
-	if r.mode != protocol.Exclusive {
+	if r.mode != table.Exclusive {
 		return false
 	}
 	for _, l := range [][]*refReq{n.held, n.queue} {
 		for _, o := range l {
-			if o.mode == protocol.Exclusive && o.limit != r.limit {
+			if o.mode == table.Exclusive && o.limit != r.limit {
 				return true
 			}
 		}
@@ -70,20 +70,20 @@ func (n *refName) sizeClash(r *refReq) bool {
 }
 
 // acquire decides r and applies the decision.
-func (n *refName) acquire(r *refReq, wait bool, maxWaiters int) (lockd.Result, error) {
+func (n *refName) acquire(r *refReq, wait bool, maxWaiters int) (table.Result, error) {
 	switch {
 	case n.sizeClash(r):
-		return lockd.Refused, lockd.ErrLimitMismatch
+		return table.Refused, table.ErrLimitMismatch
 	case len(n.queue) == 0 && n.fits(r):
 		n.held = append(n.held, r)
-		return lockd.Granted, nil
+		return table.Granted, nil
 	case !wait:
-		return lockd.NotGranted, nil
+		return table.NotGranted, nil
 	case maxWaiters > 0 && len(n.queue) >= maxWaiters:
-		return lockd.Refused, lockd.ErrQueueFull
+		return table.Refused, table.ErrQueueFull
 	}
 	n.queue = append(n.queue, r)
-	return lockd.Queued, nil
+	return table.Queued, nil
 }
 
 // release removes r and returns whether it was held and whom that let in.
@@ -129,19 +129,19 @@ func (n *refName) serve() (granted []*refReq) {
 func (n *refName) idle() bool { return len(n.held) == 0 && len(n.queue) == 0 }
 
 // info is what Snapshot must say about n.
-func (n *refName) info(name string, owners []*lockd.Owner) lockd.LockInfo {
-	li := lockd.LockInfo{Name: name, Mode: protocol.Exclusive, Limit: 1, Token: n.token}
+func (n *refName) info(name string, owners []table.Owner) table.LockInfo {
+	li := table.LockInfo{Name: name, Mode: table.Exclusive, Limit: 1, Token: n.token}
 	if len(n.held) > 0 {
 		li.Mode = n.held[0].mode
 	}
 	for _, r := range n.held {
-		if r.mode == protocol.Exclusive {
+		if r.mode == table.Exclusive {
 			li.Limit = r.limit
 		}
 		li.Holders = append(li.Holders, r.party(owners))
 	}
 	for _, r := range n.queue {
-		if r.mode == protocol.Exclusive {
+		if r.mode == table.Exclusive {
 			li.Limit = r.limit
 		}
 		li.Waiters = append(li.Waiters, r.party(owners))
@@ -149,23 +149,23 @@ func (n *refName) info(name string, owners []*lockd.Owner) lockd.LockInfo {
 	return li
 }
 
-func (r *refReq) party(owners []*lockd.Owner) lockd.Party {
-	return lockd.Party{Info: owners[r.owner].Info, Mode: r.mode, Limit: r.limit, Since: time.Unix(0, r.since), Token: r.token}
+func (r *refReq) party(owners []table.Owner) table.Party {
+	return table.Party{Info: *owners[r.owner].Info(), Mode: r.mode, Limit: r.limit, Since: time.Unix(0, r.since), Token: r.token}
 }
 
 // matches reports whether li is what Snapshot must say about n; it is
 // info+DeepEqual without the allocations, for the per-step comparison.
-func (n *refName) matches(li *lockd.LockInfo, name string, owners []*lockd.Owner) bool {
-	mode, limit := protocol.Exclusive, 1
+func (n *refName) matches(li *table.LockInfo, name string, owners []table.Owner) bool {
+	mode, limit := table.Exclusive, 1
 	if len(n.held) > 0 {
 		mode = n.held[0].mode
 	}
-	same := func(ps []lockd.Party, rs []*refReq) bool {
+	same := func(ps []table.Party, rs []*refReq) bool {
 		if len(ps) != len(rs) {
 			return false
 		}
 		for i, r := range rs {
-			if r.mode == protocol.Exclusive {
+			if r.mode == table.Exclusive {
 				limit = r.limit
 			}
 			if ps[i] != r.party(owners) {
@@ -183,7 +183,7 @@ func (n *refName) matches(li *lockd.LockInfo, name string, owners []*lockd.Owner
 func (n *refName) checkRules() error {
 	var excl, shared int
 	for _, h := range n.held {
-		if h.mode == protocol.Exclusive {
+		if h.mode == table.Exclusive {
 			excl++
 			if excl > h.limit {
 				return fmt.Errorf("%d exclusive holders with limit %d", excl, h.limit)
@@ -207,7 +207,7 @@ type modelOp struct {
 	kind  string // acquire, release, cancel, break, double, relall, find
 	owner int
 	name  string
-	mode  protocol.Mode
+	mode  table.Mode
 	limit int
 	wait  bool
 	req   *refReq
@@ -223,7 +223,7 @@ func (op modelOp) String() string {
 		return "break " + op.name
 	}
 	h := op.req.h
-	return fmt.Sprintf("%s %s's %v on %s (token %d)", op.kind, h.Owner.ClientID, h.Mode, op.name, h.Token)
+	return fmt.Sprintf("%s %s's %v on %s (token %d)", op.kind, h.Owner().Info().ClientID, h.Mode(), op.name, h.Token())
 }
 
 type modelRun struct {
@@ -237,13 +237,13 @@ type modelRun struct {
 	names  []string
 	prefer map[string]int // each name's usual semaphore size
 	ref    map[string]*refName
-	owners []*lockd.Owner
+	owners []table.Owner
 	count  []int // live requests per owner
 	live   []*refReq
-	dead   []*lockd.Holder // released, for double releases
+	dead   []table.Holder // released, for double releases
 
-	notified []*lockd.Holder // told by Notify during the current step
-	broken   []*lockd.Holder // told by Broken during the current step
+	notified []table.Holder // told by Granted during the current step
+	broken   []table.Holder // told by Lost during the current step
 	acquired uint64
 	notAcq   uint64
 	last     [16]modelOp // the latest ops, shown on failure
@@ -267,8 +267,8 @@ func newModelRun(t *testing.T, seed uint64) *modelRun {
 		m.prefer[name] = 1 + rng.IntN(3)
 	}
 	for i := range 2 + rng.IntN(7) {
-		o := &lockd.Owner{Info: lockd.Info{ClientID: fmt.Sprintf("o%d", i), PID: i}}
-		o.Notifier = &modelNotifier{m, o}
+		o := lockd.NewOwner(table.Info{ClientID: fmt.Sprintf("o%d", i), PID: i}, nil)
+		lockd.SetNotifier(o, &modelNotifier{m, o})
 		m.owners = append(m.owners, o)
 	}
 	m.count = make([]int, len(m.owners))
@@ -277,19 +277,19 @@ func newModelRun(t *testing.T, seed uint64) *modelRun {
 
 type modelNotifier struct {
 	m *modelRun
-	o *lockd.Owner
+	o table.Owner
 }
 
-func (n *modelNotifier) Notify(h *lockd.Holder) {
-	if h.Owner != n.o {
-		n.m.fail("Notify of %s for a holder of %s", n.o.ClientID, h.Owner.ClientID)
+func (n *modelNotifier) Granted(h table.Holder) {
+	if h.Owner() != n.o {
+		n.m.fail("Granted of %s for a holder of %s", n.o.Info().ClientID, h.Owner().Info().ClientID)
 	}
 	n.m.notified = append(n.m.notified, h)
 }
 
-func (n *modelNotifier) Broken(h *lockd.Holder) {
-	if h.Owner != n.o {
-		n.m.fail("Broken of %s for a holder of %s", n.o.ClientID, h.Owner.ClientID)
+func (n *modelNotifier) Lost(h table.Holder, _ error) {
+	if h.Owner() != n.o {
+		n.m.fail("Lost of %s for a holder of %s", n.o.Info().ClientID, h.Owner().Info().ClientID)
 	}
 	n.m.broken = append(n.m.broken, h)
 }
@@ -321,10 +321,10 @@ func (m *modelRun) forgetIfIdle(n string) {
 // grant records that r was granted by the table as holder h.
 func (m *modelRun) grant(name string, r *refReq) {
 	n := m.ref[name]
-	if r.h.Token <= n.token {
-		m.fail("grant on %s: token %d not above %d", name, r.h.Token, n.token)
+	if r.h.Token() <= n.token {
+		m.fail("grant on %s: token %d not above %d", name, r.h.Token(), n.token)
 	}
-	r.token, r.since, n.token = r.h.Token, m.clock, r.h.Token
+	r.token, r.since, n.token = r.h.Token(), m.clock, r.h.Token()
 	m.acquired++
 }
 
@@ -351,7 +351,7 @@ func (m *modelRun) pick() modelOp {
 		op := modelOp{kind: "acquire", owner: rng.IntN(len(m.owners)), name: m.names[rng.IntN(len(m.names))]}
 		op.wait = rng.IntN(4) != 0
 		if rng.IntN(2) == 0 {
-			op.mode = protocol.Shared
+			op.mode = table.Shared
 			op.limit = rng.IntN(3) // ignored for shared requests
 		} else if op.limit = m.prefer[op.name]; rng.IntN(10) == 0 {
 			op.limit = rng.IntN(4) // 0..3: sometimes a clash
@@ -385,22 +385,22 @@ func (m *modelRun) do(op modelOp) []string {
 		r := &refReq{name: op.name, owner: op.owner, mode: op.mode, limit: refLimit(op.mode, op.limit), since: m.clock}
 		n := m.name(op.name)
 		wantRes, wantErr := n.acquire(r, op.wait, m.maxWaiters)
-		h, res, err := m.tb.Acquire(m.owners[op.owner], lockd.Request{Name: op.name, Mode: op.mode, Limit: op.limit, Wait: op.wait})
+		h, res, err := m.tb.Acquire(m.owners[op.owner], table.Request{Name: op.name, Mode: op.mode, Limit: op.limit, Wait: op.wait})
 		if res != wantRes || err != wantErr {
 			m.fail("%v: got %v, %v; want %v, %v", op, res, err, wantRes, wantErr)
 		}
-		if (h != nil) != (res == lockd.Granted || res == lockd.Queued) {
+		if (h != nil) != (res == table.Granted || res == table.Queued) {
 			m.fail("%v: %v with holder %p", op, res, h)
 		}
 		switch res {
-		case lockd.Granted, lockd.Queued:
+		case table.Granted, table.Queued:
 			r.h = h
 			m.live = append(m.live, r)
 			m.count[op.owner]++
-			if res == lockd.Granted {
+			if res == table.Granted {
 				m.grant(op.name, r)
-			} else if h.Token != 0 {
-				m.fail("%v: waiting with token %d", op, h.Token)
+			} else if h.Token() != 0 {
+				m.fail("%v: waiting with token %d", op, h.Token())
 			}
 		default:
 			m.notAcq++
@@ -469,7 +469,7 @@ func (m *modelRun) do(op modelOp) []string {
 		// table counts them.
 		want = slices.DeleteFunc(want, func(r *refReq) bool { return r.owner == op.owner })
 		n := len(m.notified)
-		m.notified = slices.DeleteFunc(m.notified, func(h *lockd.Holder) bool { return h.Owner == o })
+		m.notified = slices.DeleteFunc(m.notified, func(h table.Holder) bool { return h.Owner() == o })
 		m.acquired += uint64(n - len(m.notified))
 		if !sameGrantsPerName(m.notified, want) {
 			m.fail("%v: granted %v, want %v", op, m.holderNames(m.notified), m.reqNames(want))
@@ -486,7 +486,7 @@ func (m *modelRun) do(op modelOp) []string {
 		return touched
 	case "find":
 		h := m.tb.Find(m.owners[op.owner], op.name)
-		var mine []*lockd.Holder
+		var mine []table.Holder
 		if n := m.ref[op.name]; n != nil {
 			for _, r := range slices.Concat(n.held, n.queue) {
 				if r.owner == op.owner {
@@ -516,11 +516,11 @@ func (m *modelRun) do(op modelOp) []string {
 
 // sameGrantsPerName reports whether got and want hold the same holders and,
 // per name, in the same order.
-func sameGrantsPerName(got []*lockd.Holder, want []*refReq) bool {
+func sameGrantsPerName(got []table.Holder, want []*refReq) bool {
 	if len(got) != len(want) {
 		return false
 	}
-	per := map[string][]*lockd.Holder{}
+	per := map[string][]table.Holder{}
 	for _, h := range got {
 		per[h.Name()] = append(per[h.Name()], h)
 	}
@@ -534,10 +534,10 @@ func sameGrantsPerName(got []*lockd.Holder, want []*refReq) bool {
 	return true
 }
 
-func (m *modelRun) holderNames(hs []*lockd.Holder) []string {
+func (m *modelRun) holderNames(hs []table.Holder) []string {
 	var s []string
 	for _, h := range hs {
-		s = append(s, fmt.Sprintf("%s:%s:%v", h.Name(), h.Owner.ClientID, h.Mode))
+		s = append(s, fmt.Sprintf("%s:%s:%v", h.Name(), h.Owner().Info().ClientID, h.Mode()))
 	}
 	return s
 }
@@ -572,7 +572,7 @@ func (m *modelRun) compare(names []string) {
 		i++
 	}
 	if !ok || i != len(got) {
-		var want []lockd.LockInfo
+		var want []table.LockInfo
 		for _, name := range names {
 			if n := m.ref[name]; n != nil {
 				want = append(want, n.info(name, m.owners))
@@ -591,7 +591,7 @@ func (m *modelRun) counts(o int) {
 		held += int64(len(n.held))
 		waiting += int64(len(n.queue))
 	}
-	wantC := lockd.Counters{Acquired: m.acquired, NotAcquired: m.notAcq, Held: held, Waiting: waiting, Names: int64(len(m.ref))}
+	wantC := table.Counters{Acquired: m.acquired, NotAcquired: m.notAcq, Held: held, Waiting: waiting, Names: int64(len(m.ref))}
 	if c := m.tb.Counters(); c != wantC {
 		m.fail("Counters = %+v, want %+v", c, wantC)
 	}
@@ -641,7 +641,7 @@ func (m *modelRun) run(steps int) {
 
 // TestModel drives the table and the reference model with the same random
 // operations and compares them after every one: results, grants (also those
-// delivered through Notify, in order), tokens, holders and waiters of the
+// delivered through Granted, in order), tokens, holders and waiters of the
 // names touched, counters.
 func TestModel(t *testing.T) {
 	const seeds, steps = 40, 25_000 // 1,000,000 operations

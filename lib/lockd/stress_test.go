@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
-	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // stressDeadline bounds how long any waiter may wait in the concurrent
@@ -25,7 +25,7 @@ type stress struct {
 	tb     *lockd.Table
 	names  []*stressName
 	byName map[string]*stressName
-	owners []*lockd.Owner // all workers' owners; ClientID "oN" is owners[N]
+	owners []table.Owner // all workers' owners; ClientID "oN" is owners[N]
 	ctx    context.Context
 	cancel context.CancelFunc
 	failed atomic.Bool
@@ -42,7 +42,7 @@ type stressName struct {
 	name     string
 	prefer   int // usual semaphore size
 	ref      refName
-	notified []*lockd.Holder // grants told by Notify during the current operation
+	notified []table.Holder // grants told by Granted during the current operation
 	ops      int
 
 	// occupancy, for TestConcurrentFree
@@ -72,7 +72,7 @@ func (s *stress) fail(format string, args ...any) {
 
 // stressOwner is one owner of a worker: at most one request at a time.
 type stressOwner struct {
-	o    *lockd.Owner
+	o    table.Owner
 	id   int
 	cur  *refReq // nil, or the live request
 	held bool    // cur is known to be held
@@ -84,7 +84,7 @@ type stressWorker struct {
 	s      *stress
 	rng    *rand.Rand
 	owners []stressOwner
-	ch     chan *lockd.Holder
+	ch     chan table.Holder
 	done   int // operations so far
 }
 
@@ -94,23 +94,26 @@ func (s *stress) newWorker(seed uint64, nOwners int) *stressWorker {
 		rng: rand.New(rand.NewPCG(seed, 0x737472)),
 		// Each owner has at most one request and so one grant in flight,
 		// plus stale grants of requests withdrawn after their grant, at
-		// most one per other goroutine still inside its Release. Notify
+		// most one per other goroutine still inside its Release. Granted
 		// must not block (the releaser may hold a test mutex), so room
 		// for all.
-		ch: make(chan *lockd.Holder, 2*nOwners+128),
+		ch: make(chan table.Holder, 2*nOwners+128),
 	}
 	for range nOwners {
 		id := len(s.owners)
-		o := &lockd.Owner{Info: lockd.Info{ClientID: fmt.Sprintf("o%d", id), PID: id}}
-		o.Notifier = w
+		o := lockd.NewOwner(table.Info{ClientID: fmt.Sprintf("o%d", id), PID: id}, nil)
+		lockd.SetNotifier(o, w)
 		s.owners = append(s.owners, o)
 		w.owners = append(w.owners, stressOwner{o: o, id: id})
 	}
 	return w
 }
 
-// Notify is called on the goroutine that released, inside its Release.
-func (w *stressWorker) Notify(h *lockd.Holder) {
+// Lost: the stress test breaks no lock.
+func (w *stressWorker) Lost(table.Holder, error) {}
+
+// Granted is called on the goroutine that released, inside its Release.
+func (w *stressWorker) Granted(h table.Holder) {
 	if w.s.serial {
 		// The releasing goroutine holds n.mu here; the race detector
 		// checks that claim.
@@ -120,7 +123,7 @@ func (w *stressWorker) Notify(h *lockd.Holder) {
 	select {
 	case w.ch <- h:
 	default:
-		w.s.fail("Notify would block: %d grants pending for one worker", len(w.ch))
+		w.s.fail("Granted would block: %d grants pending for one worker", len(w.ch))
 	}
 }
 
@@ -150,10 +153,10 @@ func (w *stressWorker) await(mark func(*stressOwner)) bool {
 	}
 }
 
-func (w *stressWorker) take(h *lockd.Holder, mark func(*stressOwner)) {
+func (w *stressWorker) take(h table.Holder, mark func(*stressOwner)) {
 	for i := range w.owners {
 		ow := &w.owners[i]
-		if h.Owner == ow.o {
+		if h.Owner() == ow.o {
 			// A grant of a request released since is stale.
 			if ow.cur != nil && ow.cur.h == h && !ow.held {
 				ow.held = true
@@ -164,7 +167,7 @@ func (w *stressWorker) take(h *lockd.Holder, mark func(*stressOwner)) {
 			return
 		}
 	}
-	w.s.fail("grant for %s delivered to the wrong Notifier", h.Owner.ClientID)
+	w.s.fail("grant for %s delivered to the wrong Notifier", h.Owner().Info().ClientID)
 }
 
 func (w *stressWorker) someHeld() *stressOwner {
@@ -178,12 +181,12 @@ func (w *stressWorker) someHeld() *stressOwner {
 
 // request draws a random request: mostly the name's usual size, sometimes
 // another one; mostly waiting.
-func (w *stressWorker) request() (*stressName, lockd.Request) {
+func (w *stressWorker) request() (*stressName, table.Request) {
 	n := w.s.names[w.rng.IntN(len(w.s.names))]
-	r := lockd.Request{Name: n.name, Wait: w.rng.IntN(8) != 0}
+	r := table.Request{Name: n.name, Wait: w.rng.IntN(8) != 0}
 	switch p := w.rng.IntN(16); {
 	case p < 7:
-		r.Mode = protocol.Shared
+		r.Mode = table.Shared
 	case p < 15:
 		r.Limit = n.prefer
 	default:
@@ -194,7 +197,7 @@ func (w *stressWorker) request() (*stressName, lockd.Request) {
 
 // TestConcurrentModel runs many goroutines, each with two owners, against a
 // few names. A test mutex per name is held around every Acquire and Release
-// of that name (the grants of a Release are reported by Notify inside it),
+// of that name (the grants of a Release are reported by Granted inside it),
 // so the order in which requests reach the table is known and each name's
 // reference model predicts every outcome: FIFO grant order, never two
 // exclusive holders, never more than N, never mixed modes, tokens strictly
@@ -276,9 +279,9 @@ func (w *stressWorker) acquireModel(ow *stressOwner) {
 	if len(n.notified) != 0 {
 		s.fail("%s: Acquire granted others", n.name)
 	}
-	if res == lockd.Granted || res == lockd.Queued {
+	if res == table.Granted || res == table.Queued {
 		r.h = h
-		ow.cur, ow.held = r, res == lockd.Granted
+		ow.cur, ow.held = r, res == table.Granted
 		if ow.held {
 			n.granted(s, r)
 		}
@@ -307,7 +310,7 @@ func (w *stressWorker) releaseModel(ow *stressOwner) {
 	for i, g := range want {
 		if n.notified[i] != g.h {
 			s.fail("%s: release granted o%s's request as grant %d, want o%d's (FIFO)",
-				n.name, n.notified[i].Owner.ClientID, i, g.owner)
+				n.name, n.notified[i].Owner().Info().ClientID, i, g.owner)
 			return
 		}
 		n.granted(s, g)
@@ -331,7 +334,7 @@ func (w *stressWorker) cancelModel(ow *stressOwner) {
 	if ok {
 		ow.cur = nil
 	} else if slices.Contains(n.ref.held, r) {
-		ow.held = true // granted meanwhile; its Notify has come and gone
+		ow.held = true // granted meanwhile; its Granted has come and gone
 	} else {
 		s.fail("%s: o%d's request neither waits nor holds", n.name, ow.id)
 		return
@@ -343,7 +346,7 @@ func (w *stressWorker) cancelModel(ow *stressOwner) {
 	for i, g := range want {
 		if n.notified[i] != g.h {
 			s.fail("%s: Cancel granted %s's request as grant %d, want o%d's (FIFO)",
-				n.name, n.notified[i].Owner.ClientID, i, g.owner)
+				n.name, n.notified[i].Owner().Info().ClientID, i, g.owner)
 			return
 		}
 		n.granted(s, g)
@@ -353,10 +356,10 @@ func (w *stressWorker) cancelModel(ow *stressOwner) {
 
 // granted checks the token of a new grant; n.mu is held.
 func (n *stressName) granted(s *stress, r *refReq) {
-	if r.h.Token <= n.ref.token {
-		s.fail("%s: token %d after %d", n.name, r.h.Token, n.ref.token)
+	if r.h.Token() <= n.ref.token {
+		s.fail("%s: token %d after %d", n.name, r.h.Token(), n.ref.token)
 	}
-	r.token, n.ref.token = r.h.Token, r.h.Token
+	r.token, n.ref.token = r.h.Token(), r.h.Token()
 }
 
 // check applies the rules to the model, and every few operations compares
@@ -379,7 +382,7 @@ func (n *stressName) check(s *stress) {
 }
 
 // TestConcurrentFree lets the workers call the table with no test lock
-// around it, so releases, grants, withdrawals and Notify calls of one name
+// around it, so releases, grants, withdrawals and Granted calls of one name
 // interleave as the scheduler likes. A holder enters a per-name occupancy
 // record after it learns of its grant and leaves it before it releases; the
 // record sees a subset of the real holding time, so any overlap it finds is
@@ -422,14 +425,14 @@ func (w *stressWorker) runFree(ops int) {
 			n, req := w.request()
 			h, res, err := s.tb.Acquire(ow.o, req)
 			switch res {
-			case lockd.Granted, lockd.Queued:
+			case table.Granted, table.Queued:
 				ow.cur = &refReq{h: h, name: n.name, owner: ow.id, mode: req.Mode, limit: refLimit(req.Mode, req.Limit)}
-				if res == lockd.Granted {
+				if res == table.Granted {
 					ow.held = true
 					w.enter(ow.cur)
 				}
-			case lockd.Refused:
-				if err != lockd.ErrLimitMismatch && err != lockd.ErrQueueFull {
+			case table.Refused:
+				if err != table.ErrLimitMismatch && err != table.ErrQueueFull {
 					s.fail("refused with %v", err)
 				}
 			}
@@ -440,7 +443,7 @@ func (w *stressWorker) runFree(ops int) {
 			}
 			ow.cur, ow.held = nil, false
 		case w.rng.IntN(8) == 0:
-			// Withdraw; it may have been granted meanwhile, its Notify
+			// Withdraw; it may have been granted meanwhile, its Granted
 			// possibly still on the way.
 			if s.tb.Release(ow.cur.h) {
 				w.left(ow.cur)
@@ -448,7 +451,7 @@ func (w *stressWorker) runFree(ops int) {
 			ow.cur = nil
 		case w.rng.IntN(7) == 0:
 			// A wait that timed out, as lib/server ends it: if Cancel
-			// fails, the grant is on its way through Notify.
+			// fails, the grant is on its way through Granted.
 			if s.tb.Cancel(ow.cur.h) {
 				ow.cur = nil
 			}
@@ -484,14 +487,14 @@ func (w *stressWorker) runFree(ops int) {
 func (w *stressWorker) enter(r *refReq) {
 	s := w.s
 	n := s.byName[r.name]
-	tok := r.h.Token
+	tok := r.h.Token()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.tokens[tok] {
 		s.fail("%s: token %d granted twice", n.name, tok)
 	}
 	n.tokens[tok] = true
-	if r.mode == protocol.Shared {
+	if r.mode == table.Shared {
 		if n.excl > 0 {
 			s.fail("%s: shared holder beside %d exclusive", n.name, n.excl)
 		}
@@ -512,12 +515,12 @@ func (w *stressWorker) leave(r *refReq) {
 	n := w.s.byName[r.name]
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if r.mode == protocol.Shared {
+	if r.mode == table.Shared {
 		n.shared--
 	} else {
 		n.excl--
 	}
-	n.maxOut = max(n.maxOut, r.h.Token)
+	n.maxOut = max(n.maxOut, r.h.Token())
 }
 
 // left records the token of a holder that was granted and released before
@@ -526,5 +529,5 @@ func (w *stressWorker) left(r *refReq) {
 	n := w.s.byName[r.name]
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.maxOut = max(n.maxOut, r.h.Token)
+	n.maxOut = max(n.maxOut, r.h.Token())
 }

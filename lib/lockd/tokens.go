@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // DefaultBlock is how many tokens FileTokens reserves with one write.
@@ -29,15 +31,24 @@ const MaxBlock = 1 << 32
 // might: it is refused, never wrapped.
 const MaxToken = math.MaxInt64
 
-// Errors of Next.
+// Errors of Next. Both are table.ErrUnavailable (errors.Is), with words of
+// their own: the server answers a refusal's err.Error() on the wire.
 var (
 	// ErrNotDurable: the next token is above the durable ceiling and the
 	// ceiling cannot be moved (the state directory refuses writes). The
 	// error returned wraps it and the cause.
-	ErrNotDurable = errors.New("fencing state not durable")
+	ErrNotDurable error = &unavailable{"fencing state not durable"}
 	// ErrTokensExhausted: every token up to MaxToken has been handed out.
-	ErrTokensExhausted = errors.New("fencing tokens exhausted")
+	ErrTokensExhausted error = &unavailable{"fencing tokens exhausted"}
 )
+
+// unavailable is an error that is table.ErrUnavailable in its own words.
+type unavailable struct{ msg string }
+
+func (e *unavailable) Error() string { return e.msg }
+
+// Is makes errors.Is(err, table.ErrUnavailable) hold.
+func (e *unavailable) Is(target error) bool { return target == table.ErrUnavailable }
 
 // errClosed is the cause of ErrNotDurable after Close.
 var errClosed = errors.New("the fencing state is closed")

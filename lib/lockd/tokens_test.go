@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // waitIdle waits for f's background write, if one runs, so that a test can
@@ -604,5 +606,30 @@ func TestFileTokensConcurrent(t *testing.T) {
 	waitIdle(f)
 	if c := durable(t, dir); c < f.Last() {
 		t.Fatalf("token %d issued above the stored ceiling %d", f.Last(), c)
+	}
+}
+
+// TestErrorsUnavailable: the token source's refusals are table.ErrUnavailable,
+// also wrapped with their cause, and keep their words, which the server
+// answers on the wire.
+func TestErrorsUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{ErrNotDurable, "fencing state not durable"},
+		{ErrTokensExhausted, "fencing tokens exhausted"},
+		{fmt.Errorf("%w: %w", ErrNotDurable, errors.New("EIO")), "fencing state not durable: EIO"},
+	} {
+		if !errors.Is(tc.err, table.ErrUnavailable) || errors.Is(tc.err, table.ErrQueueFull) {
+			t.Errorf("%v: errors.Is ErrUnavailable %v, ErrQueueFull %v; want true, false",
+				tc.err, errors.Is(tc.err, table.ErrUnavailable), errors.Is(tc.err, table.ErrQueueFull))
+		}
+		if tc.err.Error() != tc.want {
+			t.Errorf("text %q, want %q", tc.err.Error(), tc.want)
+		}
+	}
+	if errors.Is(ErrNotDurable, ErrTokensExhausted) {
+		t.Error("ErrNotDurable is ErrTokensExhausted")
 	}
 }

@@ -18,21 +18,24 @@ import (
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/protocol"
 	"github.com/tnl-lock/tnl/lib/server"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // nopNotifier is the Notifier of owners a test puts in the table directly,
 // to fill it faster than over the wire.
 type nopNotifier struct{}
 
-func (nopNotifier) Notify(*lockd.Holder) {}
+func (nopNotifier) Granted(table.Holder)     {}
+func (nopNotifier) Lost(table.Holder, error) {}
 
-func tableOwner(id string) *lockd.Owner {
-	return &lockd.Owner{Info: lockd.Info{ClientID: id, Host: "host", PID: 7, Addr: "127.0.0.1:9"}, Notifier: nopNotifier{}}
+func tableOwner(tb table.Table, id string) table.Owner {
+	return tb.NewOwner(table.Info{ClientID: id, Host: "host", PID: 7, Addr: "127.0.0.1:9"}, nopNotifier{})
 }
 
 // marshalHolders is the answer line encoding/json makes of doc.
-func marshalHolders(t *testing.T, doc server.HoldersDoc) string {
+func marshalHolders(t *testing.T, doc protocol.Holders) string {
 	t.Helper()
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -54,13 +57,13 @@ func TestHoldersMaxAnswerBytes(t *testing.T) {
 		b := dial(t, ts.addr)
 		b.roundtrip("lock,name:b,mode:shared,client-id:bob,pid:12,host:hb\n", "ok,token:2\n")
 		w := queue(t, ts.addr, "a", "client-id:<w>,wait:inf")
-		party := func(c *peer, id, host string, pid int, mode string, token uint64) server.PartyDoc {
-			return server.PartyDoc{ClientID: id, Host: host, PID: pid, Addr: c.nc.LocalAddr().String(), Mode: mode, Since: since, Token: token}
+		party := func(c *peer, id, host string, pid int, mode string, token uint64) protocol.Party {
+			return protocol.Party{ClientID: id, Host: host, PID: pid, Addr: c.nc.LocalAddr().String(), Mode: mode, Since: since, Token: token}
 		}
-		doc := server.HoldersDoc{Locks: []server.LockDoc{
-			{Name: "a", Mode: "exclusive", Limit: 1, Token: 1, Holders: []server.PartyDoc{party(a, "", "", 0, "exclusive", 1)},
-				Waiters: []server.PartyDoc{party(w, "<w>", "", 0, "exclusive", 0)}},
-			{Name: "b", Mode: "shared", Limit: 1, Token: 2, Holders: []server.PartyDoc{party(b, "bob", "hb", 12, "shared", 2)}, Waiters: []server.PartyDoc{}},
+		doc := protocol.Holders{Locks: []protocol.LockInfo{
+			{Name: "a", Mode: "exclusive", Limit: 1, Token: 1, Holders: []protocol.Party{party(a, "", "", 0, "exclusive", 1)},
+				Waiters: []protocol.Party{party(w, "<w>", "", 0, "exclusive", 0)}},
+			{Name: "b", Mode: "shared", Limit: 1, Token: 2, Holders: []protocol.Party{party(b, "bob", "hb", 12, "shared", 2)}, Waiters: []protocol.Party{}},
 		}}
 		got := holdersLine(t, ts.addr, "")
 		want := marshalHolders(t, doc)
@@ -88,12 +91,12 @@ func TestHoldersMaxAnswerBytes(t *testing.T) {
 // fillTable puts n waiters with long client ids on name, held by another.
 func fillTable(t *testing.T, tb *lockd.Table, name string, n int) {
 	t.Helper()
-	if _, res, _ := tb.Acquire(tableOwner("holder"), lockd.Request{Name: name}); res != lockd.Granted {
+	if _, res, _ := tb.Acquire(tableOwner(tb, "holder"), table.Request{Name: name}); res != table.Granted {
 		t.Fatalf("hold %s: %v", name, res)
 	}
 	for i := range n {
 		id := fmt.Sprintf("%05d-%s", i, strings.Repeat("w", 250))
-		if _, res, _ := tb.Acquire(tableOwner(id), lockd.Request{Name: name, Wait: true}); res != lockd.Queued {
+		if _, res, _ := tb.Acquire(tableOwner(tb, id), table.Request{Name: name, Wait: true}); res != table.Queued {
 			t.Fatalf("wait %d on %s: %v", i, name, res)
 		}
 	}
@@ -110,7 +113,7 @@ func TestHoldersDefaultBound(t *testing.T) {
 		if len(line) > 1<<20 || !strings.HasSuffix(line, `],"truncated":true}`+"\n") {
 			t.Fatalf(".holders %s: %d bytes, want at most %d, truncated: ...%s", name, len(line), 1<<20, line[max(0, len(line)-80):])
 		}
-		var doc server.HoldersDoc
+		var doc protocol.Holders
 		if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "holders,")), &doc); err != nil || len(doc.Locks) != 1 {
 			t.Fatalf(".holders %s: %v, %d locks", name, err, len(doc.Locks))
 		}
@@ -260,9 +263,9 @@ func TestSessionCaps(t *testing.T) {
 func TestSessionDefaultCaps(t *testing.T) {
 	const waits = 10000
 	ts := start(t, server.Config{})
-	o := tableOwner("holder")
+	o := tableOwner(ts.table, "holder")
 	for i := range waits + 1 {
-		ts.table.Acquire(o, lockd.Request{Name: "n" + strconv.Itoa(i)})
+		ts.table.Acquire(o, table.Request{Name: "n" + strconv.Itoa(i)})
 	}
 	c := dial(t, ts.addr)
 	c.roundtrip(".session\n", "session,dead-peer-timeout:30\n")
@@ -296,10 +299,10 @@ func TestSessionManyWaits(t *testing.T) {
 	}
 	const n = 150000
 	ts := start(t, server.Config{MaxSessionLocks: -1, MaxSessionWaits: -1, DeadPeerTimeout: 5 * time.Minute})
-	o := tableOwner("holder")
-	hs := make([]*lockd.Holder, n)
+	o := tableOwner(ts.table, "holder")
+	hs := make([]table.Holder, n)
 	for i := range n {
-		hs[i], _, _ = ts.table.Acquire(o, lockd.Request{Name: "w" + strconv.Itoa(i)})
+		hs[i], _, _ = ts.table.Acquire(o, table.Request{Name: "w" + strconv.Itoa(i)})
 	}
 	c := dial(t, ts.addr)
 	c.roundtrip(".session\n", "session,dead-peer-timeout:300\n")

@@ -2,22 +2,27 @@ package server
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
+
+// A connection's goroutine: it reads lines into a small buffer that grows
+// only while a long line arrives (up to MaxLineLength), blocking in Read with
+// a deadline that is the earliest thing the connection waits for (deadline);
+// hands each complete line to the request state machine (request.go); and
+// writes what a turn answered in one write (flush), or sooner when answers
+// pile up (spill), each write bounded by the dead-peer timeout. Granted and
+// Lost, called by the table on other goroutines, only queue the event and
+// wake the goroutine by moving its read deadline into the past, so that a
+// slow peer never blocks whoever released the lock.
 
 // Connection states.
 const (
@@ -34,24 +39,25 @@ var aLongTimeAgo = time.Unix(1, 0)
 type conn struct {
 	srv   *Server
 	nc    net.Conn
-	owner lockd.Owner
+	info  table.Info  // who the peer is, as far as it said
+	owner table.Owner // nil until the first lock request or .session
 
 	state  uint8
-	ext    bool          // the single lock was asked for with extension keys
-	single *lockd.Holder // the lock of a legacy-style connection
-	until  time.Time     // wait deadline of the single lock; zero: none
-	waits  waitSet       // a session's waits
+	ext    bool         // the single lock was asked for with extension keys
+	single table.Holder // the lock of a legacy-style connection
+	until  time.Time    // wait deadline of the single lock; zero: none
+	waits  waitSet      // a session's waits
 
-	// Filled by Notify on another goroutine; read by serve.
+	// Filled by Granted and Lost on other goroutines; read by serve.
 	wmu sync.Mutex      // held by c's goroutine except while it reads
-	raw syscall.RawConn // sessions on plain TCP: for Notify's direct answer
+	raw syscall.RawConn // sessions on plain TCP: for Granted's direct answer
 
 	mu      sync.Mutex
-	granted []*lockd.Holder
-	broken  []*lockd.Holder // taken away by an operator
-	nev     atomic.Int32    // len(granted)+len(broken)
-	rdl     time.Time       // the read deadline in force, as far as we know
-	rdlSet  bool            // rdl is known (false after a deadline fired)
+	granted []table.Holder
+	broken  []table.Holder // taken away by an operator
+	nev     atomic.Int32   // len(granted)+len(broken)
+	rdl     time.Time      // the read deadline in force, as far as we know
+	rdlSet  bool           // rdl is known (false after a deadline fired)
 
 	buf   []byte // unread input: buf[r:w]
 	r, w  int
@@ -72,15 +78,22 @@ type conn struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc}
 	c.buf = c.small[:]
-	c.owner.Notifier = c
-	c.owner.Addr = nc.RemoteAddr().String()
+	c.info.Addr = nc.RemoteAddr().String()
 	return c
 }
 
-// Notify is called by lockd, on the goroutine of whoever released the lock,
-// when one of c's waiters is granted. It must not block: it hands the grant
-// to c's goroutine and wakes it by moving its read deadline into the past.
-func (c *conn) Notify(h *lockd.Holder) {
+// newOwner makes c's owner in the table, once the peer has said who it is
+// (its first lock request, or .session): the table keeps the Info it is
+// given, for listings.
+func (c *conn) newOwner() {
+	c.owner = c.srv.table.NewOwner(c.info, c)
+}
+
+// Granted is called by the table, on the goroutine of whoever released the
+// lock, when one of c's waiters is granted. It must not block: it hands the
+// grant to c's goroutine and wakes it by moving its read deadline into the
+// past.
+func (c *conn) Granted(h table.Holder) {
 	// The fast way, for a session idle in Read: answer the wait right here
 	// with one non-blocking write, saving the wake-up of c's goroutine. It
 	// is safe only while c's goroutine is not working (TryLock) and only
@@ -99,31 +112,9 @@ func (c *conn) Notify(h *lockd.Holder) {
 	_ = c.nc.SetReadDeadline(aLongTimeAgo)
 }
 
-// grantDirect answers a session's granted wait without blocking. wmu held.
-func (c *conn) grantDirect(h *lockd.Holder) bool {
-	if c.state != stSession || c.closing || c.srv.stopping.Load() || len(c.out) != 0 || !c.waits.drop(h) {
-		return false
-	}
-	c.reply(protocol.KindOK, h.Name(), h.Token, "")
-	n, werr := -1, error(nil)
-	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), c.out)
-		return true // one attempt: never wait for the socket to drain
-	})
-	if err == nil && werr == nil && n == len(c.out) {
-		c.out = c.out[:0]
-		return true
-	}
-	if n > 0 {
-		c.out = c.out[:copy(c.out, c.out[n:])]
-	}
-	// The wait is answered (in c.out); the queued grant only wakes c's
-	// goroutine, which flushes the rest and finds no wait to answer.
-	return false
-}
-
-// Broken is called by lockd when an operator breaks one of c's locks.
-func (c *conn) Broken(h *lockd.Holder) {
+// Lost is called by the table when one of c's locks is taken away (an
+// operator broke it).
+func (c *conn) Lost(h table.Holder, _ error) {
 	c.mu.Lock()
 	c.broken = append(c.broken, h)
 	c.nev.Add(1)
@@ -134,7 +125,7 @@ func (c *conn) Broken(h *lockd.Holder) {
 	}
 }
 
-func (c *conn) takeEvents() (granted, broken []*lockd.Holder) {
+func (c *conn) takeEvents() (granted, broken []table.Holder) {
 	c.mu.Lock()
 	granted, broken = c.granted, c.broken
 	c.granted, c.broken = nil, nil
@@ -163,7 +154,9 @@ func (c *conn) run() {
 		return // parked: the parker owns c now
 	}
 	// Closing releases everything held and cancels every wait, at once.
-	s.table.ReleaseAll(&c.owner)
+	if c.owner != nil {
+		s.table.ReleaseAll(c.owner)
+	}
 	if c.session {
 		s.nsessions.Add(-1)
 	}
@@ -187,7 +180,7 @@ func (c *conn) loop() (parked bool) {
 	// so the first Read really reads instead of timing out at once.
 	c.lastSeen = time.Now()
 	for {
-		// Everything but the Read happens under wmu, so that Notify can
+		// Everything but the Read happens under wmu, so that Granted can
 		// tell, by TryLock, that the connection's state is stable.
 		c.wmu.Lock()
 		next := c.turn(haveRead)
@@ -210,7 +203,7 @@ func (c *conn) loop() (parked bool) {
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// Woken by Notify, or a deadline: the loop looks. Nothing
+				// Woken by Granted or Lost, or a deadline: the loop looks. Nothing
 				// came in before it, so a resumed holder may park again:
 				// else a holder resumed with nothing to read (a stale
 				// epoll event) would keep timing out at its park deadline.
@@ -218,7 +211,7 @@ func (c *conn) loop() (parked bool) {
 				haveRead = true
 				continue
 			}
-			// EOF, reset, half-close: the peer is gone. Notify must not
+			// EOF, reset, half-close: the peer is gone. Granted must not
 			// answer it any more (run releases without wmu).
 			c.wmu.Lock()
 			c.closing = true
@@ -252,7 +245,7 @@ func (c *conn) turn(haveRead bool) int {
 		}
 		line, ok, err := c.nextLine()
 		if err != nil {
-			s.rlog.Warn("request refused: line too long", "remote", c.owner.Addr, "max", s.cfg.MaxLineLength)
+			s.rlog.Warn("request refused: line too long", "remote", c.info.Addr, "max", s.cfg.MaxLineLength)
 			c.reply(protocol.KindErr, "", 0, "line too long")
 			c.state = stDone
 			break
@@ -297,18 +290,6 @@ func (c *conn) turn(haveRead bool) int {
 	return turnRead
 }
 
-// parkDelay is how long a legacy holder stays on its goroutine after its
-// last input before it is parked. Why not at once: most legacy cycles
-// (lock, work, release) are short, and parking costs an epoll_ctl, a wake-up
-// on the parker's thread and a fresh goroutine per cycle, about a third of
-// the server's CPU per cycle. Why not longer: every holder younger than the
-// delay keeps its stack, which is what parking saves.
-const parkDelay = 25 * time.Millisecond
-
-func (c *conn) parkable() bool {
-	return c.state == stHeld && c.r == c.w && c.srv.parker != nil && !c.noPark
-}
-
 // maxOutBatch bounds the answers one turn gathers before it writes them.
 const maxOutBatch = 64 << 10
 
@@ -347,100 +328,6 @@ func (c *conn) deadline() time.Time {
 		earliest(c.waits.next())
 	}
 	return d
-}
-
-// expire acts on deadlines that have passed.
-func (c *conn) expire(now time.Time) {
-	s := c.srv
-	switch c.state {
-	case stFirst:
-		if !now.Before(c.firstBy) {
-			s.rlog.Info("connection closed: no request in time", "remote", c.owner.Addr, "timeout", s.cfg.FirstLineTimeout)
-			c.reply(protocol.KindErr, "", 0, "timeout waiting for request")
-			c.state = stDone
-		}
-	case stWaiting:
-		if !c.until.IsZero() && !now.Before(c.until) && s.table.Cancel(c.single) {
-			s.table.CountTimeout()
-			c.reply(protocol.KindTimeout, "", 0, "")
-			c.state = stDone
-		}
-		// If Cancel failed, the lock was granted meanwhile: the grant is
-		// on its way through Notify and the next turn delivers it.
-	case stSession:
-		if now.Sub(c.lastSeen) >= s.cfg.DeadPeerTimeout {
-			s.rlog.Info("session closed: peer silent", "remote", c.owner.Addr, "client_id", c.owner.ClientID, "timeout", s.cfg.DeadPeerTimeout)
-			c.state = stDone
-			return
-		}
-		// The waits that ran out, earliest first. One whose Cancel fails
-		// was granted meanwhile: it stays a wait, out of the deadline heap,
-		// until deliverEvents answers its grant.
-		for h := c.waits.expired(now); h != nil; h = c.waits.expired(now) {
-			if s.table.Cancel(h) {
-				c.waits.drop(h)
-				s.table.CountTimeout()
-				c.reply(protocol.KindTimeout, h.Name(), 0, "")
-				if !c.spill() {
-					return
-				}
-			}
-		}
-	}
-}
-
-// deliverEvents answers the waits that were granted since the last look, and
-// tells of locks an operator broke.
-func (c *conn) deliverEvents() {
-	granted, broken := c.takeEvents()
-	if c.srv.stopping.Load() {
-		// Shutting down: a lock granted now is released by ReleaseAll a
-		// moment later; announcing it would only mislead the client.
-		c.state = stDone
-		return
-	}
-	for _, h := range broken {
-		switch {
-		case c.state == stSession:
-			c.reply(protocol.KindLost, h.Name(), 0, "")
-			if !c.spill() {
-				return
-			}
-		case h == c.single:
-			// A legacy-style holder learns it only by the connection closing.
-			c.state = stDone
-		}
-	}
-	for _, h := range granted {
-		switch c.state {
-		case stWaiting:
-			if h == c.single {
-				c.state = stHeld
-				c.until = time.Time{}
-				c.replyGrant(h)
-			}
-		case stSession:
-			if c.waits.drop(h) {
-				c.replyGrant(h)
-				if !c.spill() {
-					return
-				}
-			}
-		}
-		// Any other state: the connection is ending and ReleaseAll frees
-		// the lock it was just given.
-	}
-}
-
-func (c *conn) replyGrant(h *lockd.Holder) {
-	switch {
-	case c.state == stSession:
-		c.reply(protocol.KindOK, h.Name(), h.Token, "")
-	case c.ext:
-		c.reply(protocol.KindOK, "", h.Token, "")
-	default:
-		c.reply(protocol.KindOK, "", 0, "")
-	}
 }
 
 // nextLine returns the next complete line in the buffer (without "\n").
@@ -519,352 +406,12 @@ func (c *conn) spill() bool {
 
 // writeOut writes c.out by the deadline and empties it, keeping its array.
 // A peer that does not read its answers only blocks its own goroutine (and
-// Notify, finding wmu taken, queues grants for it instead), and not past
+// Granted, finding wmu taken, queues grants for it instead), and not past
 // the deadline: then the connection ends, and with it what it holds.
 func (c *conn) writeOut(by time.Time) bool {
 	ok := c.writeChunk(c.out, by)
 	c.out = c.out[:0]
 	return ok
-}
-
-func (c *conn) handle(line []byte) {
-	req, err := protocol.ParseRequest(line)
-	if c.state == stHeld || c.state == stWaiting {
-		c.handleHolding(req, err)
-		return
-	}
-	if errors.Is(err, protocol.ErrMalformed) {
-		c.srv.log.Debug("bad request", "remote", c.owner.Addr)
-		c.reply(protocol.KindBadRequest, "", 0, "")
-		c.endUnlessSession()
-		return
-	}
-	if c.state == stSession {
-		c.handleSession(req, err)
-		return
-	}
-	if !c.authorized(req) {
-		c.state = stDone
-		return
-	}
-	switch req.Action {
-	case protocol.ActLock:
-		c.handleFirstLock(req, err)
-	case protocol.ActPing:
-		c.replyPing(req.Ext)
-		c.state = stDone
-	case protocol.ActStats:
-		c.reply(protocol.KindStats, "", 0, c.statsJSON())
-		c.state = stDone
-	case protocol.ActHolders:
-		c.writeHolders(req)
-		c.state = stDone
-	case protocol.ActSession:
-		if err != nil {
-			c.reply(protocol.KindErr, "", 0, err.Error())
-			c.state = stDone
-			return
-		}
-		c.owner.ClientID, c.owner.Host, c.owner.PID = req.ClientID, req.Host, req.PID
-		c.state = stSession
-		c.session = true
-		c.srv.nsessions.Add(1)
-		if tc, ok := c.nc.(*net.TCPConn); ok {
-			c.raw, _ = tc.SyscallConn()
-		}
-		c.out = protocol.AppendSession(c.out, c.srv.cfg.DeadPeerTimeout)
-	case protocol.ActShutdown:
-		c.state = stDone
-		if c.srv.cfg.AdminToken == "" || !tokenOK(req.Auth, c.srv.cfg.AdminToken) || c.srv.cfg.OnShutdown == nil {
-			c.srv.rlog.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
-			c.reply(protocol.KindBadAction, "", 0, "")
-			return
-		}
-		c.srv.log.Warn("shutting down at an operator's request", "remote", c.owner.Addr)
-		c.reply(protocol.KindShuttingDown, "", 0, "")
-		c.flush()
-		go c.srv.cfg.OnShutdown()
-	case protocol.ActBreak:
-		c.handleBreak(req)
-		c.state = stDone
-	default:
-		c.srv.log.Debug("bad action", "remote", c.owner.Addr)
-		c.reply(protocol.KindBadAction, "", 0, "")
-		c.state = stDone
-	}
-}
-
-func (c *conn) endUnlessSession() {
-	if c.state != stSession {
-		c.state = stDone
-	}
-}
-
-// handleFirstLock: a lock request on a fresh connection, legacy or extension.
-func (c *conn) handleFirstLock(req protocol.Request, perr error) {
-	s := c.srv
-	c.ext = req.Ext
-	c.owner.ClientID, c.owner.Host, c.owner.PID = req.ClientID, req.Host, req.PID
-	if !protocol.ValidName(req.Name) {
-		s.rlog.Info("request refused: invalid lock name", "remote", c.owner.Addr)
-		c.reply(protocol.KindErr, "", 0, "invalid lock name")
-		c.state = stDone
-		return
-	}
-	if perr != nil {
-		c.reply(protocol.KindErr, "", 0, perr.Error())
-		c.state = stDone
-		return
-	}
-	if msg := checkModes(req); msg != "" {
-		c.reply(protocol.KindErr, "", 0, msg)
-		c.state = stDone
-		return
-	}
-	h, res, err := s.table.Acquire(&c.owner, lockd.Request{Name: req.Name, Mode: req.Mode, Limit: req.Limit, Wait: req.Wait > 0})
-	switch res {
-	case lockd.Granted:
-		c.single = h
-		c.state = stHeld
-		c.replyGrant(h)
-		s.log.Debug("lock granted", "name", req.Name, "remote", c.owner.Addr, "client_id", req.ClientID, "token", h.Token)
-	case lockd.Queued:
-		c.single = h
-		c.state = stWaiting
-		if req.Wait != protocol.WaitForever {
-			c.until = time.Now().Add(req.Wait)
-		}
-	case lockd.NotGranted:
-		c.reply(protocol.KindNotGranted, "", 0, "")
-		c.state = stDone
-	case lockd.Refused:
-		if !c.ext && !noToken(err) {
-			// A legacy request gets only legacy answers. (err, is one
-			// of them: tcpnetlock answers it to a bad name, and its
-			// clients take it for a failure, as they must take a lock
-			// that cannot have a fencing token.)
-			c.reply(protocol.KindNotGranted, "", 0, "")
-		} else {
-			c.reply(protocol.KindErr, "", 0, refusal(err))
-		}
-		s.logRefusal(req.Name, &c.owner, err)
-		c.state = stDone
-	}
-}
-
-// noToken reports whether a refusal is for want of a fencing token.
-func noToken(err error) bool {
-	return errors.Is(err, lockd.ErrNotDurable) || errors.Is(err, lockd.ErrTokensExhausted)
-}
-
-// logRefusal logs a refused lock request. A refusal for want of a durable
-// token is logged at debug level only: the server says it once per episode
-// at error level (see Table.Degraded), where a line per refused request
-// would flood the log of a busy server exactly when its disk is full.
-// Exhausted tokens (2^63 of them) are an error each time.
-func (s *Server) logRefusal(name string, o *lockd.Owner, err error) {
-	level := slog.LevelInfo
-	switch {
-	case errors.Is(err, lockd.ErrNotDurable):
-		level = slog.LevelDebug
-	case errors.Is(err, lockd.ErrTokensExhausted):
-		level = slog.LevelError
-	}
-	s.rlog.Log(context.Background(), level, "lock refused", "name", name, "remote", o.Addr, "client_id", o.ClientID, "err", err)
-}
-
-// replyPing answers .ping: pong, and to an extension request, while the
-// table cannot grant every lock, pong,degraded:WHY. A legacy .ping gets
-// pong whatever happens: tcpnetlock's probes compare the whole line.
-func (c *conn) replyPing(ext bool) {
-	why := ""
-	if err := c.srv.table.Degraded(); ext && err != nil {
-		// The same words as the refusals it causes.
-		why = lockd.ErrNotDurable.Error() + ": " + err.Error()
-	}
-	c.out = protocol.AppendPong(c.out, why)
-}
-
-func checkModes(req protocol.Request) string {
-	if req.Mode == protocol.Shared && req.Limit > 1 {
-		return "invalid limit: a shared lock has no limit"
-	}
-	return ""
-}
-
-func refusal(err error) string {
-	return err.Error()
-}
-
-// handleHolding: a line on a legacy-style connection that holds or waits.
-func (c *conn) handleHolding(req protocol.Request, perr error) {
-	if perr == nil || !errors.Is(perr, protocol.ErrMalformed) {
-		switch req.Action {
-		case protocol.ActKeepalive:
-			c.reply(protocol.KindAlive, "", 0, "")
-			return
-		case protocol.ActRelease:
-			if c.state == stHeld {
-				c.srv.table.Release(c.single)
-				c.reply(protocol.KindReleased, "", 0, "")
-				c.state = stDone
-				return
-			}
-		}
-	}
-	// Anything else, malformed lines included, leaves the lock held.
-	c.reply(protocol.KindBadAction, "", 0, "")
-}
-
-// handleSession: a request inside a session. The connection stays open.
-func (c *conn) handleSession(req protocol.Request, perr error) {
-	s := c.srv
-	switch req.Action {
-	case protocol.ActKeepalive:
-		c.reply(protocol.KindAlive, "", 0, "")
-	case protocol.ActPing:
-		c.replyPing(true) // a session is an extension
-	case protocol.ActStats:
-		c.reply(protocol.KindStats, "", 0, c.statsJSON())
-	case protocol.ActHolders:
-		if !c.writeHolders(req) {
-			c.state = stDone
-		}
-	case protocol.ActQuit:
-		c.reply(protocol.KindBye, "", 0, "")
-		c.state = stDone
-	case protocol.ActLock:
-		if !protocol.ValidName(req.Name) {
-			c.reply(protocol.KindErr, "", 0, "invalid lock name")
-			return
-		}
-		if perr != nil {
-			c.reply(protocol.KindErr, req.Name, 0, perr.Error())
-			return
-		}
-		if msg := checkModes(req); msg != "" {
-			c.reply(protocol.KindErr, req.Name, 0, msg)
-			return
-		}
-		if s.table.Find(&c.owner, req.Name) != nil {
-			c.reply(protocol.KindErr, req.Name, 0, "already held or awaited by this session")
-			return
-		}
-		// The session's caps: what it holds and awaits, and what it awaits
-		// (a wait may become a hold at any time). Only this goroutine adds
-		// to the session's locks, so the counts cannot grow meanwhile.
-		if max := s.cfg.MaxSessionLocks; max > 0 && c.owner.Count() >= max {
-			c.refuseOverCap(req.Name, "too many locks in this session", max)
-			return
-		}
-		// At the cap on waits, a request that would wait is tried without
-		// waiting: granted if free, refused otherwise.
-		mayWait := req.Wait > 0
-		atWaitCap := mayWait && s.cfg.MaxSessionWaits > 0 && c.waits.len() >= s.cfg.MaxSessionWaits
-		h, res, err := s.table.Acquire(&c.owner, lockd.Request{Name: req.Name, Mode: req.Mode, Limit: req.Limit, Wait: mayWait && !atWaitCap})
-		switch res {
-		case lockd.Granted:
-			c.reply(protocol.KindOK, req.Name, h.Token, "")
-		case lockd.Queued:
-			var deadline time.Time
-			if req.Wait != protocol.WaitForever {
-				deadline = time.Now().Add(req.Wait)
-			}
-			c.waits.add(h, deadline)
-		case lockd.NotGranted:
-			if atWaitCap {
-				c.refuseOverCap(req.Name, "too many waits in this session", s.cfg.MaxSessionWaits)
-				return
-			}
-			c.reply(protocol.KindNotGranted, req.Name, 0, "")
-		case lockd.Refused:
-			s.logRefusal(req.Name, &c.owner, err)
-			c.reply(protocol.KindErr, req.Name, 0, refusal(err))
-		}
-	case protocol.ActRelease:
-		if !protocol.ValidName(req.Name) {
-			c.reply(protocol.KindErr, "", 0, "invalid lock name")
-			return
-		}
-		h := s.table.Find(&c.owner, req.Name)
-		if h == nil {
-			c.reply(protocol.KindErr, req.Name, 0, "not held")
-			return
-		}
-		// Held, or waiting: then Release withdraws it. A wait granted a
-		// moment ago counts as held; its grant, queued by Notify, is
-		// dropped by deliverEvents because the wait is gone.
-		waiting := c.waits.drop(h)
-		if !s.table.Release(h) && waiting {
-			c.reply(protocol.KindCancelled, req.Name, 0, "")
-			return
-		}
-		c.reply(protocol.KindReleased, req.Name, 0, "")
-	case protocol.ActSession:
-		c.reply(protocol.KindErr, "", 0, "already in a session")
-	case protocol.ActBreak:
-		c.handleBreak(req)
-	default:
-		if req.Action == protocol.ActShutdown {
-			s.rlog.Warn("refused .server-shutdown from a peer", "remote", c.owner.Addr)
-		}
-		c.reply(protocol.KindBadAction, "", 0, "")
-	}
-}
-
-// refuseOverCap answers a session's lock request over one of its caps.
-func (c *conn) refuseOverCap(name, why string, max int) {
-	c.srv.rlog.Info("lock refused: "+why, "name", name, "remote", c.owner.Addr, "client_id", c.owner.ClientID, "max", max)
-	c.reply(protocol.KindErr, name, 0, why+" (max "+strconv.Itoa(max)+")")
-}
-
-// logAttrs is used by tests to check log lines.
-var _ = slog.String
-
-// authorized checks the shared secret of a request on a fresh connection. It
-// answers and logs a refusal itself.
-func (c *conn) authorized(req protocol.Request) bool {
-	cfg := &c.srv.cfg
-	if cfg.AuthToken == "" || req.Action == protocol.ActPing {
-		return true
-	}
-	if tokenOK(req.Auth, cfg.AuthToken) || (cfg.AdminToken != "" && tokenOK(req.Auth, cfg.AdminToken)) {
-		return true
-	}
-	msg := "authentication required"
-	if req.Auth != "" {
-		msg = "authentication failed"
-	}
-	c.srv.rlog.Warn("request refused: "+msg, "remote", c.owner.Addr, "action", req.Action.String())
-	c.reply(protocol.KindErr, "", 0, msg)
-	return false
-}
-
-// tokenOK compares secrets in constant time; hashing first hides the length.
-func tokenOK(got, want string) bool {
-	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
-	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
-}
-
-// handleBreak: an operator takes a lock away from a live but stuck holder.
-func (c *conn) handleBreak(req protocol.Request) {
-	s := c.srv
-	if s.cfg.AdminToken == "" || !tokenOK(req.Auth, s.cfg.AdminToken) {
-		s.rlog.Warn("refused .break: admin token required", "remote", c.owner.Addr)
-		c.reply(protocol.KindErr, "", 0, "admin token required")
-		return
-	}
-	if !protocol.ValidName(req.Name) {
-		c.reply(protocol.KindErr, "", 0, "invalid lock name")
-		return
-	}
-	n := s.table.Break(req.Name)
-	if n == 0 {
-		c.reply(protocol.KindErr, req.Name, 0, "not held")
-		return
-	}
-	s.log.Warn("lock broken by an operator", "name", req.Name, "holders", n, "remote", c.owner.Addr)
-	c.reply(protocol.KindReleased, req.Name, 0, "")
 }
 
 // lingerClose is used when we close with input unread (a refused line, junk):

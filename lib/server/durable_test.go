@@ -3,6 +3,7 @@ package server_test
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -130,5 +131,25 @@ func TestNotDurablePingValue(t *testing.T) {
 	// tnl's clients, old ones too, read it as a pong.
 	if r, err := protocol.ParseReply([]byte("pong,degraded:fencing state not durable: open /a;b/fence.tmp: x y \n")); err != nil || r.Kind != protocol.KindPong {
 		t.Errorf("ParseReply: %+v, %v", r, err)
+	}
+}
+
+// exhausted is a TokenSource past its last token.
+type exhausted struct{}
+
+func (exhausted) Next() (uint64, error) { return 0, lockd.ErrTokensExhausted }
+
+// TestTokensExhausted: a refusal for want of a token while the table is not
+// degraded (no episode that someone logs once) is answered in the table's
+// words, to a legacy request too, and is an error line each time.
+func TestTokensExhausted(t *testing.T) {
+	ts := start(t, server.Config{}, options{table: lockd.Options{Tokens: exhausted{}}})
+	script(t, ts.addr, "0>lock,name:a\n", "0<err,fencing tokens exhausted\n", "0$")
+	script(t, ts.addr, "0>.session\n", "0<session,dead-peer-timeout:30\n",
+		"0>lock,name:b\n", "0<err,name:b,fencing tokens exhausted\n", "0>.ping\n", "0<pong\n")
+	for _, name := range []string{"a", "b"} {
+		if !regexp.MustCompile(`level=ERROR msg="lock refused" name=` + name + ` .*err="fencing tokens exhausted"`).MatchString(ts.logs.String()) {
+			t.Errorf("no error line for the refusal of %s:\n%s", name, ts.logs.String())
+		}
 	}
 }

@@ -165,7 +165,7 @@ func TestFencingTokensManyGrants(t *testing.T) {
 	}
 }
 
-// TestHolders decodes .holders into server.HoldersDoc and checks every field.
+// TestHolders decodes .holders into protocol.Holders and checks every field.
 func TestHolders(t *testing.T) {
 	ts := start(t, server.Config{})
 	before := time.Now().UTC()

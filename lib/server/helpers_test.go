@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/protocol"
 	"github.com/tnl-lock/tnl/lib/server"
 )
 
@@ -267,13 +268,13 @@ func grab(t testing.TB, addr, name string) *peer {
 }
 
 // holders fetches the .holders document of name (all names when name is "").
-func holders(t testing.TB, addr, name string) server.HoldersDoc {
+func holders(t testing.TB, addr, name string) protocol.Holders {
 	t.Helper()
 	line := holdersLine(t, addr, name)
 	if !strings.HasPrefix(line, "holders,{") || !strings.HasSuffix(line, "}\n") {
 		t.Fatalf(".holders %q: got %q", name, line)
 	}
-	var doc server.HoldersDoc
+	var doc protocol.Holders
 	dec := json.NewDecoder(strings.NewReader(strings.TrimPrefix(line, "holders,")))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {

@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // statsJSON writes the counters in tcpnetlock's style ({"key": value, ...}),
@@ -60,16 +60,7 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-// HoldersDoc, LockDoc and PartyDoc are protocol.Holders, protocol.LockInfo
-// and protocol.Party, the one holders schema, under the names this package
-// gave them before; new code names protocol's.
-type (
-	HoldersDoc = protocol.Holders
-	LockDoc    = protocol.LockInfo
-	PartyDoc   = protocol.Party
-)
-
-// listBatch is how many parties one lockd.List call copies: one shard lock
+// listBatch is how many parties one Table.List call copies: one shard lock
 // held briefly, a few KiB, however many parties a name has.
 const listBatch = 128
 
@@ -88,7 +79,7 @@ const (
 // much again before the collector runs.
 type holdersScratch struct {
 	names []string
-	li    lockd.LockInfo
+	li    table.LockInfo
 	out   []byte
 }
 
@@ -130,16 +121,16 @@ func (c *conn) writeHolders(req protocol.Request) bool {
 	var pd protocol.Party
 	full := false
 	for _, name := range sc.names {
-		cur := lockd.ListCursor{}
+		cur := table.Cursor{}
 		opened := false
 		nh, nw := 0, 0 // holders and waiters listed
-		put := func(p *lockd.Party, waiter bool) bool {
+		put := func(p *table.Party, waiter bool) bool {
 			pd = partyDoc(*p)
 			var ok bool
 			if opened {
 				b, ok = enc.Party(b, &pd, waiter)
 			} else {
-				ld = protocol.LockInfo{Name: li.Name, Mode: li.Mode.String(), Limit: li.Limit, Token: li.Token}
+				ld = protocol.LockInfo{Name: li.Name, Mode: wireMode(li.Mode).String(), Limit: li.Limit, Token: li.Token}
 				b, ok = enc.Lock(b, &ld, &pd, waiter)
 				opened = ok
 			}
@@ -220,15 +211,15 @@ func (c *conn) writeChunk(b []byte, by time.Time) bool {
 	_ = c.nc.SetWriteDeadline(by)
 	if _, err := c.nc.Write(b); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) {
-			c.srv.rlog.Info("connection closed: answers not read in time", "remote", c.owner.Addr, "client_id", c.owner.ClientID, "timeout", c.srv.cfg.DeadPeerTimeout)
+			c.srv.rlog.Info("connection closed: answers not read in time", "remote", c.info.Addr, "client_id", c.info.ClientID, "timeout", c.srv.cfg.DeadPeerTimeout)
 		} else {
-			c.srv.log.Debug("write failed", "remote", c.owner.Addr, "err", err)
+			c.srv.log.Debug("write failed", "remote", c.info.Addr, "err", err)
 		}
 		return false
 	}
 	return true
 }
 
-func partyDoc(p lockd.Party) protocol.Party {
-	return protocol.Party{ClientID: p.ClientID, Host: p.Host, PID: p.PID, Addr: p.Addr, Mode: p.Mode.String(), Since: p.Since.UTC(), Token: p.Token}
+func partyDoc(p table.Party) protocol.Party {
+	return protocol.Party{ClientID: p.ClientID, Host: p.Host, PID: p.PID, Addr: p.Addr, Mode: wireMode(p.Mode).String(), Since: p.Since.UTC(), Token: p.Token}
 }

@@ -1,16 +1,23 @@
 // Package server serves the tnl wire protocol (lib/protocol) over TCP on top
-// of the lock table (lib/lockd).
+// of a lock table: any table.Table, the embedded one (lib/lockd) or one kept
+// elsewhere. The server speaks the wire and owns connections, sessions and
+// wait timeouts; the table keeps the locks.
 //
-// Each connection has one goroutine and nothing else: no timers, no writer
-// goroutine. Everything that concerns a connection happens on its goroutine,
-// which blocks in Read with a deadline that is the earliest of what it waits
-// for (first line, a wait timeout, a session's heartbeat). When another
-// connection's release grants one of its waiters, lockd calls Notify, which
-// only queues the grant and moves the read deadline into the past, so that a
-// slow or hostile peer can never block the goroutine that released the lock.
+// Each connection has one goroutine, and no writer goroutine. Everything
+// that concerns a connection happens on it: it blocks in Read with a
+// deadline that is the earliest of what the connection waits for (its first
+// line, its waits' timeouts, a session's heartbeat), so the wait timers of a
+// connection are that one read deadline, not a timer per wait. When another
+// connection's release grants one of its waiters, the table calls Granted,
+// which only queues the grant and moves the read deadline into the past (or,
+// for a session idle in Read, writes the answer with one non-blocking write),
+// so that a slow or hostile peer can never block the goroutine that released
+// the lock. On Linux an idle legacy holder gives its goroutine up to the
+// parker, one epoll set for the server, until its peer sends something or
+// goes away.
 //
 // It deliberately does not authenticate, encrypt or persist anything beyond
-// what lockd persists; those belong to the listener and the table.
+// what the table persists; those belong to the listener and the table.
 package server
 
 import (
@@ -23,8 +30,8 @@ import (
 	"time"
 
 	"github.com/tnl-lock/tnl/lib/internal/sockopt"
-	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // Defaults for Config.
@@ -85,7 +92,7 @@ type Config struct {
 // Server is a tnl lock server.
 type Server struct {
 	cfg   Config
-	table *lockd.Table
+	table table.Table
 	log   *slog.Logger
 	rlog  *rateLog // for the lines a peer can make the server repeat
 	start time.Time
@@ -107,8 +114,9 @@ type Server struct {
 	requests  atomic.Uint64
 }
 
-// New returns a server for table t.
-func New(t *lockd.Table, cfg Config) *Server {
+// New returns a server for table t. The server times waits out itself
+// (Table.Cancel, Table.CountTimeout): t needs no timers.
+func New(t table.Table, cfg Config) *Server {
 	if cfg.DeadPeerTimeout <= 0 {
 		cfg.DeadPeerTimeout = DefaultDeadPeerTimeout
 	}
@@ -144,18 +152,6 @@ func capDefault(v, def int) int {
 		return 0
 	}
 	return v
-}
-
-// parkFailed notes that c could not be parked; the first time, it says so.
-func (s *Server) parkFailed(c *conn) {
-	if s.stopping.Load() || !s.parkWarned.CompareAndSwap(false, true) {
-		return
-	}
-	why := "epoll refused it (fs.epoll.max_user_watches, memory)"
-	if c.fd < 0 {
-		why = "not a plain TCP socket (TLS)"
-	}
-	s.log.Warn("an idle lock holder keeps its goroutine: "+why+"; said once", "remote", c.owner.Addr)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -312,17 +308,17 @@ func (s *Server) Close() error {
 }
 
 // Table returns the server's lock table.
-func (s *Server) Table() *lockd.Table { return s.table }
+func (s *Server) Table() table.Table { return s.table }
 
 // Stats are the server's counters.
 type Stats struct {
-	lockd.Counters
+	table.Counters
 	Requests    uint64
 	Connections int64
 	Sessions    int64
 	Uptime      time.Duration
-	// Degraded is why the table cannot grant every lock now (fencing
-	// tokens cannot be made durable), or nil: Table.Degraded.
+	// Degraded is why the table cannot grant every lock now (for lib/lockd:
+	// fencing tokens cannot be made durable), or nil: Table.Degraded.
 	Degraded error
 }
 

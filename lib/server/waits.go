@@ -3,12 +3,12 @@ package server
 import (
 	"time"
 
-	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/table"
 )
 
 // wait is a session's pending wait.
 type wait struct {
-	h        *lockd.Holder
+	h        table.Holder
 	deadline time.Time // zero: no limit
 	seq      uint64    // order of arrival, for waits with the same deadline
 	i        int       // index in waitSet.heap; -1: not in it
@@ -20,9 +20,9 @@ type wait struct {
 // thousands of names, and a turn that scanned every wait (for the next
 // deadline, for the expired ones, for the one granted) made 150,000 waits
 // cost tens of seconds of CPU. Only the connection's goroutine touches it
-// (or Notify's direct answer, under wmu).
+// (or Granted's direct answer, under wmu).
 type waitSet struct {
-	m    map[*lockd.Holder]*wait // nil for a wait without a deadline: most are, and it saves 48 bytes each
+	m    map[table.Holder]*wait // nil for a wait without a deadline: most are, and it saves 48 bytes each
 	heap []*wait
 	seq  uint64
 	peak int // most waits in m since it was made
@@ -31,9 +31,9 @@ type waitSet struct {
 func (ws *waitSet) len() int { return len(ws.m) }
 
 // add records that h waits, until deadline (zero: no limit).
-func (ws *waitSet) add(h *lockd.Holder, deadline time.Time) {
+func (ws *waitSet) add(h table.Holder, deadline time.Time) {
 	if ws.m == nil {
-		ws.m = make(map[*lockd.Holder]*wait)
+		ws.m = make(map[table.Holder]*wait)
 	}
 	var w *wait
 	if !deadline.IsZero() {
@@ -47,7 +47,7 @@ func (ws *waitSet) add(h *lockd.Holder, deadline time.Time) {
 }
 
 // drop forgets h's wait and reports whether there was one.
-func (ws *waitSet) drop(h *lockd.Holder) bool {
+func (ws *waitSet) drop(h table.Holder) bool {
 	w, ok := ws.m[h]
 	if !ok {
 		return false
@@ -73,7 +73,7 @@ func (ws *waitSet) next() time.Time {
 
 // expired takes the earliest wait whose deadline is not after now out of the
 // heap (it stays a wait until dropped) and returns its Holder, or nil.
-func (ws *waitSet) expired(now time.Time) *lockd.Holder {
+func (ws *waitSet) expired(now time.Time) table.Holder {
 	if len(ws.heap) == 0 || now.Before(ws.heap[0].deadline) {
 		return nil
 	}

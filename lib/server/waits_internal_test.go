@@ -6,8 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tnl-lock/tnl/lib/lockd"
+	"github.com/tnl-lock/tnl/lib/table"
 )
+
+// fakeHolder is a table.Holder of no table: the set only compares them.
+// (Not of size zero: pointers to those may all be equal.)
+type fakeHolder struct{ table.Holder }
 
 // TestWaitSet runs random adds, drops and expiries against a plain list (the
 // old representation) and checks that the set finds the same waits, that the
@@ -15,7 +19,7 @@ import (
 // arrival order when deadlines are equal.
 func TestWaitSet(t *testing.T) {
 	type model struct {
-		h        *lockd.Holder
+		h        table.Holder
 		deadline time.Time
 		expired  bool // taken from the heap, still a wait
 	}
@@ -27,7 +31,7 @@ func TestWaitSet(t *testing.T) {
 	for step := range 20000 {
 		switch op := rnd.Intn(10); {
 		case op < 4 || len(list) == 0: // add
-			h := &lockd.Holder{}
+			h := &fakeHolder{}
 			var d time.Time
 			if rnd.Intn(4) > 0 {
 				spread := []int{50, 5000}[rnd.Intn(2)] // equal deadlines often, and far apart
@@ -37,7 +41,7 @@ func TestWaitSet(t *testing.T) {
 			list = append(list, model{h: h, deadline: d})
 		case op < 7: // drop one, or one that is not there
 			if rnd.Intn(5) == 0 {
-				if ws.drop(&lockd.Holder{}) {
+				if ws.drop(&fakeHolder{}) {
 					t.Fatalf("step %d: dropped a holder that never waited", step)
 				}
 				continue
@@ -52,8 +56,8 @@ func TestWaitSet(t *testing.T) {
 			list = slices.Delete(list, i, i+1)
 		default: // time passes; take what ran out, in order
 			now = now.Add(time.Duration(rnd.Intn(5)) * time.Millisecond)
-			var want []*lockd.Holder
-			idx := map[*lockd.Holder]int{}
+			var want []table.Holder
+			idx := map[table.Holder]int{}
 			for i, m := range list {
 				idx[m.h] = i
 				if !m.expired && !m.deadline.IsZero() && !now.Before(m.deadline) {
@@ -62,10 +66,10 @@ func TestWaitSet(t *testing.T) {
 			}
 			// Earliest deadline first; equal deadlines in arrival order
 			// (the list is in arrival order).
-			slices.SortStableFunc(want, func(a, b *lockd.Holder) int {
+			slices.SortStableFunc(want, func(a, b table.Holder) int {
 				return list[idx[a]].deadline.Compare(list[idx[b]].deadline)
 			})
-			var got []*lockd.Holder
+			var got []table.Holder
 			for h := ws.expired(now); h != nil; h = ws.expired(now) {
 				got = append(got, h)
 				list[idx[h]].expired = true

@@ -172,7 +172,12 @@ type Table interface {
 	Counters() Counters
 	// CountTimeout records a wait that ran out, as a request not acquired.
 	CountTimeout()
-	// Degraded returns why the table cannot grant every lock now, or nil.
+	// Degraded returns why the table cannot grant every lock now, or nil,
+	// in the words of the refusals it causes (the server answers them to
+	// an extension .ping). While it is not nil, refusals that are
+	// ErrUnavailable belong to the episode it reports: the server logs
+	// them at debug level only, and whoever made the table logs the
+	// episode once.
 	Degraded() error
 }
 
