@@ -31,7 +31,7 @@ var version = ""
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 type grammar struct {
-	Listen           string           `help:"Address to listen on: HOST:PORT, or HOST with --port." env:"TNL_LISTEN" default:"127.0.0.1:7654" placeholder:"ADDR"`
+	Listen           string           `help:"Address to listen on: HOST:PORT, or HOST with --port." env:"TNL_LISTEN" default:"${default_listen}" placeholder:"ADDR"`
 	Port             *int             `help:"Port to listen on (overrides the port of --listen; 0 picks a free one)." placeholder:"N"`
 	StateDir         string           `help:"Directory for durable state (fencing tokens); without it tokens restart from 1." env:"TNL_STATE_DIR" placeholder:"DIR"`
 	DeadPeerTimeout  time.Duration    `help:"Release the locks of a client that vanished (no FIN, no RST) within this time." default:"30s"`
@@ -70,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	parser, err := kong.New(&c,
 		kong.Name("tnl-server"),
 		kong.Description("A network lock server for shell scripts, cron jobs and Makefiles."),
-		kong.Vars{"version": versionString()},
+		kong.Vars{"version": versionString(), "default_listen": protocol.DefaultAddr},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { exit = code }),
 		kong.UsageOnError(),
@@ -303,7 +303,7 @@ func listenAddr(listen string, portFlag *int) (string, error) {
 	host, p, err := net.SplitHostPort(listen)
 	if err != nil {
 		if strings.Contains(err.Error(), "missing port") {
-			host, p, err = strings.Trim(listen, "[]"), "7654", nil
+			host, p, err = strings.Trim(listen, "[]"), strconv.Itoa(protocol.DefaultPort), nil
 		} else {
 			return "", fmt.Errorf("invalid --listen %q: %w", listen, err)
 		}

@@ -39,8 +39,9 @@ import (
 	"github.com/tnl-lock/tnl/lib/protocol"
 )
 
-// DefaultAddr is where tnl-server listens unless told otherwise.
-const DefaultAddr = "127.0.0.1:7654"
+// DefaultAddr is where tnl-server listens unless told otherwise
+// (protocol.DefaultAddr).
+const DefaultAddr = protocol.DefaultAddr
 
 // Forever, as LockOptions.Wait, waits without a time limit.
 const Forever = protocol.WaitForever
@@ -344,6 +345,23 @@ func DefaultClientID() string {
 	}
 	host, _ := os.Hostname()
 	return name + "@" + host
+}
+
+// checkLimit applies protocol.CheckLimit to o; a Limit of 0 is not given,
+// which is 1.
+func checkLimit(o LockOptions) error {
+	mode, limit := protocol.Exclusive, o.Limit
+	if o.Shared {
+		mode = protocol.Shared
+	}
+	if limit == 0 {
+		limit = 1
+	}
+	err := protocol.CheckLimit(mode, limit)
+	if errors.Is(err, protocol.ErrLimitRange) {
+		return fmt.Errorf("invalid limit %d: %w", o.Limit, err)
+	}
+	return err
 }
 
 // ValidName returns an error unless name is a valid lock name.
@@ -675,11 +693,8 @@ func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lock, e
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
-	if o.Shared && o.Limit > 1 {
-		return nil, errors.New("a shared lock has no limit")
-	}
-	if o.Limit < 0 || o.Limit > protocol.MaxLimit {
-		return nil, fmt.Errorf("invalid limit %d: want 1 to %d", o.Limit, protocol.MaxLimit)
+	if err := checkLimit(o); err != nil {
+		return nil, err
 	}
 	if o.Wait < 0 {
 		return nil, fmt.Errorf("invalid wait %v: want >= 0", o.Wait)
