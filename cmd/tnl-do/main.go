@@ -15,6 +15,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tnl-lock/tnl/cmd/internal/acquire"
 	"github.com/tnl-lock/tnl/cmd/internal/cli"
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/cmd/internal/supervise"
@@ -136,7 +137,7 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	// runs.
 	ctx, stop := supervise.CancelOnSignal(context.Background(), sigs)
 
-	req := cli.Request{
+	req := acquire.Request{
 		Prog: prog,
 		Name: name,
 		Dial: dial,
@@ -146,7 +147,7 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 		Retry:     c.Retry,
 		RetryWait: time.Duration(c.RetryWait),
 		Verbose:   c.IsVerbose(),
-		Talk:      c.IsVerbose() || cli.IsTerminal(rawStderr),
+		Talk:      c.IsVerbose() || acquire.IsTerminal(rawStderr),
 		Stderr:    stderr,
 		Ready:     waitReady,
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tnl-lock/tnl/cmd/internal/acquire"
 	"github.com/tnl-lock/tnl/cmd/internal/cli"
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/cmd/internal/supervise"
@@ -78,14 +79,14 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	req := cli.Request{
+	req := acquire.Request{
 		Prog:     prog,
 		Name:     c.Name,
 		Dial:     dial,
 		Lock:     c.LockOptions(),
 		Conflict: c.ConflictExitCode,
 		Verbose:  c.IsVerbose(),
-		Talk:     c.IsVerbose() || cli.IsTerminal(stderr),
+		Talk:     c.IsVerbose() || acquire.IsTerminal(stderr),
 		Stderr:   stderr,
 	}
 

@@ -4,7 +4,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,8 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/tnl-lock/tnl/cmd/internal/cli"
+	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/security"
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
 	"github.com/tnl-lock/tnl/lib/server"
@@ -64,6 +65,10 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
+// ExitCode is the status for e (exitcode.Coder, as package security's
+// errors are).
+func (e *exitError) ExitCode() int { return e.code }
+
 func run(args []string, stdout, stderr io.Writer) int {
 	var c grammar
 	exit := -1
@@ -89,9 +94,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := serve(&c, stderr); err != nil {
 		fmt.Fprintf(stderr, "tnl-server: %v\n", err)
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return ee.code
+		var ce exitcode.Coder
+		if errors.As(err, &ce) {
+			return ce.ExitCode()
 		}
 		return 1
 	}
@@ -150,7 +155,7 @@ func serve(c *grammar, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tlsConfig, err := serverTLS(c)
+	tlsConfig, err := security.ServerTLS(c.TLSCert, c.TLSKey, c.TLSClientCA)
 	if err != nil {
 		return err
 	}
@@ -248,54 +253,20 @@ func watchFence(ft *lockd.FileTokens, log *slog.Logger) {
 	})
 }
 
-// readSecret reads a token file: the whole file, surrounding white space
-// removed. Secrets never come from the command line, where ps shows them.
+// readSecret reads a token file with security.ReadSecret, as the client
+// commands read theirs, and warns when others may read it too.
 func readSecret(path, flag string, log *slog.Logger) (string, error) {
 	if path == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(path)
+	tok, err := security.ReadSecret(path, flag)
 	if err != nil {
-		return "", &exitError{2, fmt.Errorf("%s: %w", flag, err)}
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" || strings.ContainsAny(tok, ",\n\r") {
-		return "", &exitError{2, fmt.Errorf("%s %s: want one line without commas", flag, path)}
+		return "", err
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("secret file is readable by others", "file", path, "mode", fi.Mode().Perm().String())
 	}
 	return tok, nil
-}
-
-func serverTLS(c *grammar) (*tls.Config, error) {
-	if c.TLSCert == "" && c.TLSKey == "" {
-		if c.TLSClientCA != "" {
-			return nil, &exitError{2, errors.New("--tls-client-ca needs --tls-cert and --tls-key")}
-		}
-		return nil, nil
-	}
-	if c.TLSCert == "" || c.TLSKey == "" {
-		return nil, &exitError{2, errors.New("--tls-cert and --tls-key go together")}
-	}
-	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-	if err != nil {
-		return nil, &exitError{2, fmt.Errorf("--tls-cert/--tls-key: %w", err)}
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
-	if c.TLSClientCA != "" {
-		pem, err := os.ReadFile(c.TLSClientCA)
-		if err != nil {
-			return nil, &exitError{2, fmt.Errorf("--tls-client-ca: %w", err)}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &exitError{2, fmt.Errorf("--tls-client-ca %s: no PEM certificate found", c.TLSClientCA)}
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
 }
 
 // listenAddr combines --listen and --port: tcpnetlock's --listen is a host.

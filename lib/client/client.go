@@ -81,7 +81,7 @@ func (e *refusedError) Unwrap() error { return e.err }
 // Options configure Dial. The zero value talks to DefaultAddr.
 type Options struct {
 	Addr     string // HOST:PORT
-	ClientID string // shown to others; default user@host
+	ClientID string // shown to others; default DefaultID()
 	Host     string // default os.Hostname()
 	PID      int    // default os.Getpid()
 	// DialTimeout bounds connecting and opening the session; default 10s.
@@ -169,7 +169,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		o.PID = os.Getpid()
 	}
 	if o.ClientID == "" {
-		o.ClientID = DefaultClientID()
+		o.ClientID = DefaultID()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -327,8 +327,12 @@ func oneShot(ctx context.Context, o Options, line string, want protocol.Kind) er
 	return &ServerError{Name: rep.Name, Msg: rep.Kind.String()}
 }
 
-// DefaultClientID is user@host, the id sent when none is given.
-func DefaultClientID() string {
+// DefaultID is the client id sent when none is given, by Dial and by tnl's
+// commands: user@host. The user is $USER, else $LOGNAME, else the name of
+// the process's uid, else the uid in decimal; the host is os.Hostname, else
+// "localhost". It never fails and never returns "": the id is only a label
+// shown to whoever looks for the holder.
+func DefaultID() string {
 	// $USER first: user.Current reads /etc/passwd, measurable in a
 	// command that runs for a few milliseconds.
 	name := os.Getenv("USER")
@@ -343,7 +347,10 @@ func DefaultClientID() string {
 	if name == "" {
 		name = strconv.Itoa(os.Getuid())
 	}
-	host, _ := os.Hostname()
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
 	return name + "@" + host
 }
 

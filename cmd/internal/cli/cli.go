@@ -1,12 +1,17 @@
 // Package cli holds the kong grammar shared by tnl's client commands
 // (tnl-lock, tnl-do, tnl-stats): the common client flags of the contract
 // (server, client id, wait, shared, limit, conflict exit code, verbose), the
-// shared secret and TLS, their environment variables, tcpnetlock's spellings of them, and the small pieces
-// every main package needs around kong (a parser that never calls os.Exit,
-// usage errors with status 2, the version string).
+// shared secret and TLS flags, their environment variables, tcpnetlock's
+// spellings of them, and the small pieces every main package needs around
+// kong (a parser that never calls os.Exit, usage errors with status 2, the
+// version string).
 //
-// It does not dial, lock or run anything; it turns argv and the environment
-// into values, and says clearly when they are wrong.
+// It does not dial, lock or run anything, and holds no rule of its own: it
+// turns argv and the environment into values, with the rules of
+// lib/protocol (durations, limits, the default address) and lib/client
+// (the default client id), reads secrets and builds TLS through package
+// security, and says clearly when they are wrong. Package acquire takes the
+// values from there.
 package cli
 
 import (
@@ -15,7 +20,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/user"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -140,7 +144,8 @@ func (c *Client) DialOptions(addr string) (client.Options, error) {
 func (c *Client) IsVerbose() bool { return c.Verbose || c.Debug || c.Info }
 
 // ID returns the client id to send: --client-id, else $TNL_CLIENT_ID, else
-// $TCPNETLOCK_CLIENT_ID, else user@host. An empty variable counts as unset.
+// $TCPNETLOCK_CLIENT_ID, else client.DefaultID (user@host). An empty
+// variable counts as unset.
 func (c *Client) ID() string { return c.ResolveID(os.Getenv) }
 
 // ResolveID is ID with the environment given as a lookup function.
@@ -150,24 +155,7 @@ func (c *Client) ResolveID(getenv func(string) string) string {
 			return v
 		}
 	}
-	return DefaultClientID()
-}
-
-// DefaultClientID returns user@host, with what can be found of each.
-func DefaultClientID() string {
-	name := os.Getenv("USER")
-	if name == "" {
-		if u, err := user.Current(); err == nil {
-			name = u.Username
-		} else {
-			name = strconv.Itoa(os.Getuid())
-		}
-	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	return name + "@" + host
+	return client.DefaultID()
 }
 
 // Lock is how to ask for a lock: wait, mode, semaphore limit, and the status
@@ -197,6 +185,18 @@ func (l *Lock) Check() error {
 	}
 	return nil
 }
+
+// LockOptions turns the lock flags into the client's options.
+func (l *Lock) LockOptions() client.LockOptions {
+	o := client.LockOptions{Wait: l.Wait.D, Shared: l.Shared, Limit: l.Limit}
+	if l.Wait.Inf {
+		o.Wait = client.Forever
+	}
+	return o
+}
+
+// Waits reports whether the flags ask to wait for the lock at all.
+func (l *Lock) Waits() bool { return l.Wait.Inf || l.Wait.D > 0 }
 
 // Duration is a time span as protocol.ParseDuration reads it: a Go-style
 // duration ("250ms", "5m", "1h30m") or a plain number of seconds ("2",

@@ -10,6 +10,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
+	"github.com/tnl-lock/tnl/lib/client"
 )
 
 func env(m map[string]string) func(string) string {
@@ -227,10 +228,26 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestDefaultClientID(t *testing.T) {
+// TestResolveIDDefault: with nothing set, the commands send the client's
+// own default, so that a Go program and a command look alike.
+func TestResolveIDDefault(t *testing.T) {
 	t.Setenv("USER", "alice")
-	id := DefaultClientID()
-	if !strings.HasPrefix(id, "alice@") || len(id) <= len("alice@") {
-		t.Errorf("DefaultClientID() = %q", id)
+	var c Client
+	if got, want := c.ResolveID(env(nil)), client.DefaultID(); got != want || !strings.HasPrefix(got, "alice@") {
+		t.Errorf("ResolveID() = %q; want client.DefaultID() = %q", got, want)
+	}
+}
+
+func TestLockOptions(t *testing.T) {
+	l := Lock{Wait: Wait{Inf: true}, Shared: true, Limit: 1}
+	if o := l.LockOptions(); o.Wait != client.Forever || !o.Shared || !l.Waits() {
+		t.Errorf("inf: %+v", o)
+	}
+	l = Lock{Wait: Wait{D: 2 * time.Second}, Limit: 3}
+	if o := l.LockOptions(); o.Wait != 2*time.Second || o.Limit != 3 || !l.Waits() {
+		t.Errorf("2s: %+v", o)
+	}
+	if (&Lock{}).Waits() {
+		t.Error("zero Lock waits")
 	}
 }
