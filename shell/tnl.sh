@@ -437,12 +437,22 @@ __tnl_parse() {
   fi
   # tnl-lock checks the name too; checking here keeps odd names (such as "@")
   # out of the bookkeeping arrays and gives the error before anything starts.
-  local re='^[A-Za-z0-9_-][A-Za-z0-9_./:@-]*$'
-  if [[ ${#__tnl_name} -gt 255 || ! $__tnl_name =~ $re ]]; then
+  if ! __tnl_validname "$__tnl_name"; then
     __tnl_err "$who" "invalid lock name \"$__tnl_name\": use letters, digits, '_' and '-' (and '.', '/', ':', '@' after the first), at most 255 bytes"
     return 2
   fi
   return 0
+}
+
+# __tnl_validname NAME: true when NAME may be a lock name, as lib/protocol's
+# ValidName has it (test/drift_test.go holds the two together): tcpnetlock's
+# letters, digits, '_' and '-', then also '.', '/', ':' and '@', at most 255
+# bytes. The letters are spelt out: a range such as A-Z may take in other
+# letters in some locales. Only ASCII passes, so characters are bytes.
+__tnl_validname() {
+  local w='ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_'
+  local re="^[$w-][$w./:@-]*\$"
+  [[ ${#1} -le 255 && $1 =~ $re ]]
 }
 
 # __tnl_seconds DURATION: sets the caller's __tnl_ka to DURATION in seconds
