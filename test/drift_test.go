@@ -11,8 +11,10 @@ package test
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -175,5 +177,39 @@ func TestDriftTables(t *testing.T) {
 		if yes < 10 || len(tc.in)-yes < 10 {
 			t.Errorf("%s: %d accepted, %d refused; want at least 10 of each", tc.what, yes, len(tc.in)-yes)
 		}
+	}
+}
+
+// TestDriftDefaultAddr: the docs, tnl.sh's header and the completions name
+// the default address and port that lib/protocol holds. A client's own
+// address in an example (an ephemeral port, five digits) is not a default.
+func TestDriftDefaultAddr(t *testing.T) {
+	var files []string
+	for _, glob := range []string{"../man/*.md", "../README.md", "../shell/tnl.sh", "../completions/*", "../cmd/tnl-server/*.service"} {
+		m, err := filepath.Glob(glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	addr := regexp.MustCompile(`\b127\.0\.0\.1:([0-9]{1,4})\b`)
+	port := regexp.MustCompile(`\bport \**([0-9]+)\b`)
+	seen := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range []*regexp.Regexp{addr, port} {
+			for _, m := range re.FindAllSubmatch(b, -1) {
+				seen++
+				if string(m[1]) != strconv.Itoa(protocol.DefaultPort) {
+					t.Errorf("%s: %q; the default is %s (protocol.DefaultAddr)", f, m[0], protocol.DefaultAddr)
+				}
+			}
+		}
+	}
+	if seen < 10 {
+		t.Fatalf("found the default address only %d times in %d files: is the test looking in the right place?", seen, len(files))
 	}
 }
