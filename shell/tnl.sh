@@ -437,41 +437,96 @@ __tnl_parse() {
   fi
   # tnl-lock checks the name too; checking here keeps odd names (such as "@")
   # out of the bookkeeping arrays and gives the error before anything starts.
-  local re='^[A-Za-z0-9_-][A-Za-z0-9_./:@-]*$'
-  if [[ ${#__tnl_name} -gt 255 || ! $__tnl_name =~ $re ]]; then
+  if ! __tnl_validname "$__tnl_name"; then
     __tnl_err "$who" "invalid lock name \"$__tnl_name\": use letters, digits, '_' and '-' (and '.', '/', ':', '@' after the first), at most 255 bytes"
     return 2
   fi
   return 0
 }
 
+# __tnl_validname NAME: true when NAME may be a lock name, as lib/protocol's
+# ValidName has it (test/drift_test.go holds the two together): tcpnetlock's
+# letters, digits, '_' and '-', then also '.', '/', ':' and '@', at most 255
+# bytes. The letters are spelt out: a range such as A-Z may take in other
+# letters in some locales. Only ASCII passes, so characters are bytes.
+__tnl_validname() {
+  local w='ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_'
+  local re="^[$w-][$w./:@-]*\$"
+  [[ ${#1} -le 255 && $1 =~ $re ]]
+}
+
 # __tnl_seconds DURATION: sets the caller's __tnl_ka to DURATION in seconds
-# ("12.345"), or to '' for inf. Takes what tnl-do takes for --kill-after: a
-# number of seconds or a Go duration (ms, s, m, h).
+# ("12.345", to the nearest millisecond: enough for read -t), or to '' for
+# inf or infinity (no --kill-after: SIGKILL comes at the deadline only).
 __tnl_seconds() {
-  local d=$1 ms=0 int frac unit mult
-  case $d in
+  local __tnl_ns ms
+  case $1 in
   inf | infinity) __tnl_ka=''; return 0 ;;
-  '') return 1 ;;
   esac
-  if [[ $d =~ ^[0-9]+(\.[0-9]*)?$ ]]; then
-    d=${d}s
+  __tnl_duration "$1" || return 1
+  ms=$((__tnl_ns / 1000000 + (__tnl_ns % 1000000 >= 500000)))
+  builtin printf -v __tnl_ka '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+
+# __tnl_duration DURATION: sets the caller's __tnl_ns to DURATION in
+# nanoseconds; false when it is not one. tnl's one rule for durations, as
+# lib/protocol's ParseDuration (test/drift_test.go holds the two together):
+# a plain number is seconds (2, 0.25, .5), else one or more NUMBER UNIT with
+# UNIT ns, us, µs, ms, s, m or h (250ms, 1h30m); no sign, no exponent, no
+# white space. Each NUMBER is taken in decimal and rounded to the nearest
+# nanosecond, halves up; at most 15 digits past the nanoseconds count.
+__tnl_duration() {
+  local d=$1 total=0 int frac unit c a n h tail t pow extra \
+    max=9223372036854775807
+  if [[ $d =~ ^[0-9]*\.?[0-9]*$ ]]; then
+    d+=s
   fi
   while [[ -n $d ]]; do
-    if [[ ! $d =~ ^([0-9]+)(\.([0-9]*))?([a-z]+)(.*)$ ]]; then
+    if [[ ! $d =~ ^([0-9]*)(\.([0-9]*))?([^0-9.]+)(.*)$ ]]; then
       return 1
     fi
-    int=${BASH_REMATCH[1]} frac=${BASH_REMATCH[3]}000 unit=${BASH_REMATCH[4]} d=${BASH_REMATCH[5]}
+    int=${BASH_REMATCH[1]} frac=${BASH_REMATCH[3]} unit=${BASH_REMATCH[4]} d=${BASH_REMATCH[5]}
+    if [[ -z $int$frac ]]; then
+      return 1
+    fi
+    # The unit is c * 10^a nanoseconds.
     case $unit in
-    ms) mult=1 ;;
-    s) mult=1000 ;;
-    m) mult=60000 ;;
-    h) mult=3600000 ;;
+    ns) c=1 a=0 ;;
+    us | µs | μs) c=1 a=3 ;;
+    ms) c=1 a=6 ;;
+    s) c=1 a=9 ;;
+    m) c=6 a=10 ;;
+    h) c=36 a=11 ;;
     *) return 1 ;;
     esac
-    ms=$((ms + 10#$int * mult + 10#${frac:0:3} * mult / 1000))
+    [[ $int =~ ^0*([0-9]*)$ ]]
+    int=${BASH_REMATCH[1]}
+    # No more than max (19 digits), without overflowing on the way.
+    if ((${#int} > 19)) || { ((${#int} == 19)) &&
+      ((10#${int:0:18} > max / 10 || (10#${int:0:18} == max / 10 && ${int:18} > max % 10))); }; then
+      return 1
+    fi
+    n=$((10#${int:-0}))
+    if ((n > max / (c * 10 ** a))); then
+      return 1
+    fi
+    n=$((n * c * 10 ** a))
+    # The fraction's first a digits are whole units of c ns; the next 15,
+    # times c, give a few more and the rounding.
+    h=${frac:0:a}
+    while ((${#h} < a)); do
+      h+=0
+    done
+    tail=${frac:a:15}
+    t=$((10#${tail:-0})) pow=$((10 ** ${#tail}))
+    extra=$((c * t / pow + (2 * (c * t % pow) >= pow)))
+    extra=$((c * 10#${h:-0} + extra))
+    if ((extra > max - n || n + extra > max - total)); then
+      return 1
+    fi
+    total=$((total + n + extra))
   done
-  builtin printf -v __tnl_ka '%d.%03d' $((ms / 1000)) $((ms % 1000))
+  __tnl_ns=$total
 }
 
 # __tnl_inshell WORD: true when "$@" starting with WORD would run inside this

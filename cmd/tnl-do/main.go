@@ -2,22 +2,21 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tnl-lock/tnl/cmd/internal/acquire"
 	"github.com/tnl-lock/tnl/cmd/internal/cli"
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/cmd/internal/supervise"
+	"github.com/tnl-lock/tnl/cmd/internal/withlock"
 	"github.com/tnl-lock/tnl/lib/client"
 )
 
@@ -70,47 +69,9 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	// supervise.Catch.
 	sigs := make(chan os.Signal, 64)
 	waitReady, ready := supervise.Catch(sigs)
-
-	// Split at the first "--": what follows is the command, untouched by
-	// flag parsing, as flock(1) and tcpnetlock's tnl_do take it.
-	head, tail, dashdash := args, []string(nil), false
-	if i := slices.Index(args, "--"); i >= 0 {
-		head, tail, dashdash = args[:i], args[i+1:], true
-	}
-	c, ok := fastParse(head, dashdash)
-	if !ok {
-		parser, err := cli.New(prog, description, &c, stdout, stderr, cli.VersionString(version))
-		if err != nil {
-			return err
-		}
-		_, done, err := cli.Parse(parser, head)
-		if done {
-			return err
-		}
-		if err != nil {
-			if !dashdash && strings.HasPrefix(err.Error(), "unknown flag") {
-				return cli.Usage(errors.Unwrap(err), "put -- before the command when it has options of its own: tnl-do [flags] NAME -- COMMAND [ARG...]")
-			}
-			return err
-		}
-	}
-	name, argv, err := c.nameAndCommand(tail, dashdash)
-	if err != nil {
-		return err
-	}
-	if err := c.Lock.Check(); err != nil {
-		return err
-	}
-	// The watchdog that kills what is left of the command if tnl-do is
-	// killed (see supervise.StartWatchdog): started now, so that its start
-	// overlaps the round trips to the server; the command waits for it.
-	wd := supervise.StartWatchdog()
-	defer wd.Close()
-	if err := client.ValidName(name); err != nil {
-		return cli.Usage(err, "")
-	}
-	if c.Retry < 0 {
-		return cli.Usage(fmt.Errorf("--retry %d: must not be negative", c.Retry), "")
+	c, name, argv, err := parse(args, stdout, stderr)
+	if err != nil || name == "" {
+		return err // name == "": --help or --version, done
 	}
 	onLost, err := supervise.ParseOnLost(c.OnLost)
 	if err != nil {
@@ -124,124 +85,71 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Find the command before asking for the lock: a typo costs nobody a
-	// turn, and fails with 127 at once.
-	path, err := supervise.LookPath(argv[0])
-	if err != nil {
-		return err
-	}
-
-	// INT, TERM, HUP and QUIT are caught before the lock is asked for
-	// (req.Ready): while tnl-do waits, they end the wait (128+N) and nothing
-	// runs.
-	ctx, stop := supervise.CancelOnSignal(context.Background(), sigs)
-
-	req := cli.Request{
-		Prog: prog,
-		Name: name,
-		Dial: dial,
-		Lock: c.LockOptions(),
-
-		Conflict:  c.ConflictExitCode,
-		Retry:     c.Retry,
-		RetryWait: time.Duration(c.RetryWait),
-		Verbose:   c.IsVerbose(),
-		Talk:      c.IsVerbose() || cli.IsTerminal(rawStderr),
-		Stderr:    stderr,
-		Ready:     waitReady,
-	}
-	cl, lock, err := req.Do(ctx)
-	if sig := stop(); sig != nil {
-		// A signal ended the wait, or came right after the grant: the
-		// command must not start.
-		if lock != nil {
-			lock.Release()
-		}
-		if cl != nil {
-			cl.Close()
-		}
-		if req.Verbose {
-			fmt.Fprintf(stderr, "%s: %v while waiting for %s; nothing was run\n", prog, sig, name)
-		}
-		return exitcode.Silent(exitcode.FromSignal(sig.(syscall.Signal)))
-	}
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	// Before cl.Close (deferred calls run last first): the watchdog's copy
-	// of the connection must not keep it open (see Watchdog.Close).
-	defer wd.Close()
-
-	env := append(os.Environ(),
-		"TNL_LOCK="+name,
-		"TNL_FENCE="+strconv.FormatUint(lock.Token(), 10),
-		"TNL_SERVER="+addr,
-	)
-	<-ready
-	select {
-	case <-lock.Done():
-		// Lost between the grant and now: do not start the command at all.
-		why := strings.TrimPrefix(fmt.Sprint(lock.Err()), client.ErrLost.Error()+": ")
-		return exitcode.New(exitcode.Lost, "lock %s lost before the command started: %s; nothing was run", name, why)
-	default:
-	}
-	// The watchdog holds a copy of the connection: if tnl-do is killed, the
-	// server releases the lock only once the command's group has been sent
-	// SIGKILL. Without it (an error here) the group is still killed, as the
-	// lock is released.
-	if rc, err := cl.SyscallConn(); err == nil {
-		_ = wd.Keep(rc)
-	}
-	p, err := supervise.Start(supervise.Config{Path: path, Argv: argv, Env: env, Watchdog: wd,
-		Stdin: fileOr(nil, os.Stdin), Stdout: fileOr(stdout, os.Stdout), Stderr: fileOr(rawStderr, os.Stderr)})
-	if err != nil {
-		lock.Release()
-		return err
-	}
-	killAfter := time.Duration(c.KillAfter)
-	res := p.Supervise(supervise.Options{
-		Signals:   sigs,
-		Lost:      lock.Done(),
-		OnLost:    onLost,
-		KillAfter: killAfter,
-		// After a loss the server may give the lock to someone else soon
-		// after the dead-peer timeout has passed without a word from us:
-		// SIGKILL comes at 3/4 of it at the latest (client.Lock.KillBy).
-		KillBy: lock.KillBy,
-		LostHook: func(grace time.Duration) {
-			why := strings.TrimPrefix(fmt.Sprint(lock.Err()), client.ErrLost.Error()+": ")
-			switch {
-			case onLost == supervise.Term && grace > 0:
-				fmt.Fprintf(stderr, "%s: lock %s lost: %s; stopping the command (SIGTERM, SIGKILL after %v)\n", prog, name, why, grace.Round(time.Millisecond))
-			case onLost == supervise.Term, onLost == supervise.Kill:
-				fmt.Fprintf(stderr, "%s: lock %s lost: %s; killing the command\n", prog, name, why)
-			case onLost == supervise.Ignore:
-				fmt.Fprintf(stderr, "%s: warning: lock %s lost: %s; the command keeps running (--on-lost ignore)\n", prog, name, why)
-			}
-			if onLost == supervise.Term && grace < killAfter {
-				fmt.Fprintf(stderr, "%s: warning: --kill-after %v cut to %v: SIGKILL is due %v (3/4 of the dead-peer timeout) after the server last heard from us, before it could give %s to another client\n",
-					prog, killAfter, grace.Round(time.Millisecond), cl.DeadPeerTimeout()*3/4, name)
-			}
+	return withlock.Run(withlock.Config{
+		Request: acquire.Request{
+			Prog:      prog,
+			Name:      name,
+			Dial:      dial,
+			Lock:      c.LockOptions(),
+			Conflict:  c.ConflictExitCode,
+			Retry:     c.Retry,
+			RetryWait: time.Duration(c.RetryWait),
+			Verbose:   c.IsVerbose(),
+			Talk:      c.IsVerbose() || acquire.IsTerminal(rawStderr),
+			Stderr:    stderr,
 		},
+		Addr:          addr,
+		Argv:          argv,
+		OnLost:        onLost,
+		KillAfter:     time.Duration(c.KillAfter),
+		Signals:       sigs,
+		SignalsReady:  waitReady,
+		HandlersReady: ready,
+		Stdout:        stdout,
+		Stderr:        rawStderr,
 	})
-	// No signal.Stop: it costs as much as Notify, and we are about to exit.
-	if res.Lost {
-		return exitcode.Silent(exitcode.Lost)
+}
+
+// parse reads the command line: the fast path or kong, then the lock name
+// and the command, checked. name is "" when kong did all there was to do
+// (--help, --version).
+func parse(args []string, stdout, stderr io.Writer) (c grammar, name string, argv []string, err error) {
+	// Split at the first "--": what follows is the command, untouched by
+	// flag parsing, as flock(1) and tcpnetlock's tnl_do take it.
+	head, tail, dashdash := args, []string(nil), false
+	if i := slices.Index(args, "--"); i >= 0 {
+		head, tail, dashdash = args[:i], args[i+1:], true
 	}
-	// The command is done: release at once, and wait for the server to
-	// confirm, so that a script's next "tnl-do NAME" finds the lock free.
-	// (Closing the connection would release it too, but the server might
-	// see the close only after that next request.) A failure changes
-	// nothing for the command; the server releases on close anyway.
-	if err := lock.Release(); err != nil {
-		if req.Verbose {
-			fmt.Fprintf(stderr, "%s: releasing %s: %v\n", prog, name, err)
+	c, ok := fastParse(head, dashdash)
+	if !ok {
+		parser, err := cli.New(prog, description, &c, stdout, stderr, cli.VersionString(version))
+		if err != nil {
+			return c, "", nil, err
 		}
-	} else if req.Verbose {
-		fmt.Fprintf(stderr, "%s: released %s\n", prog, name)
+		_, done, err := cli.Parse(parser, head)
+		if done {
+			return c, "", nil, err
+		}
+		if err != nil {
+			if !dashdash && strings.HasPrefix(err.Error(), "unknown flag") {
+				return c, "", nil, cli.Usage(errors.Unwrap(err), "put -- before the command when it has options of its own: tnl-do [flags] NAME -- COMMAND [ARG...]")
+			}
+			return c, "", nil, err
+		}
 	}
-	return exitcode.Silent(exitcode.FromWaitStatus(res.Status))
+	if name, argv, err = c.nameAndCommand(tail, dashdash); err != nil {
+		return c, "", nil, err
+	}
+	if err := c.Lock.Check(); err != nil {
+		return c, "", nil, err
+	}
+	if err := client.ValidName(name); err != nil {
+		return c, "", nil, cli.Usage(err, "")
+	}
+	if c.Retry < 0 {
+		return c, "", nil, cli.Usage(fmt.Errorf("--retry %d: must not be negative", c.Retry), "")
+	}
+	return c, name, argv, nil
 }
 
 // fastParse handles the most common command line, "tnl-do NAME -- COMMAND
@@ -307,11 +215,4 @@ func (c *grammar) nameAndCommand(tail []string, dashdash bool) (string, []string
 		return name, []string{"/bin/sh", "-c", cmd[0]}, nil
 	}
 	return name, cmd, nil
-}
-
-func fileOr(w any, def *os.File) *os.File {
-	if f, ok := w.(*os.File); ok {
-		return f
-	}
-	return def
 }

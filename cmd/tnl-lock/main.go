@@ -3,20 +3,15 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tnl-lock/tnl/cmd/internal/acquire"
 	"github.com/tnl-lock/tnl/cmd/internal/cli"
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
-	"github.com/tnl-lock/tnl/cmd/internal/supervise"
+	"github.com/tnl-lock/tnl/cmd/internal/hold"
 	"github.com/tnl-lock/tnl/lib/client"
 )
 
@@ -78,143 +73,19 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	req := cli.Request{
-		Prog:     prog,
-		Name:     c.Name,
-		Dial:     dial,
-		Lock:     c.LockOptions(),
-		Conflict: c.ConflictExitCode,
-		Verbose:  c.IsVerbose(),
-		Talk:     c.IsVerbose() || cli.IsTerminal(stderr),
-		Stderr:   stderr,
-	}
-
-	// Standard input is watched from the start, not only once the lock is
-	// held: whoever started tnl-lock may go away while it waits (a script
-	// killed, a coprocess whose shell exited), and a waiter nobody will
-	// ever use must not keep its place in the queue until it is granted.
-	// Its end gives up the wait at once (the conflict status, as a wait
-	// that ran out). When the input has already ended before the lock is
-	// asked for, nobody is there to wait for: tnl-lock asks once, as
-	// without --wait, so that the outcome does not depend on which of the
-	// end of input and the server's answer comes first.
-	ended, eof := watchInput(stdin)
-	if ended && req.Lock.Wait != 0 {
-		if req.Verbose {
-			fmt.Fprintf(stderr, "%s: input ended before the lock was asked for: asking once instead of waiting\n", prog)
-		}
-		req.Lock.Wait = 0
-	}
-
-	// INT, TERM, HUP and QUIT end a wait (128+N, as tnl-do) and, once the
-	// lock is held, release it (exit 0); one ignored at start (nohup) stays
-	// ignored. Other signals keep their default action: tnl-lock dies, its
-	// connection closes, the server releases.
-	sigs := make(chan os.Signal, 8)
-	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT} {
-		if !signal.Ignored(sig) {
-			signal.Notify(sigs, sig)
-		}
-	}
-	sctx, stop := supervise.CancelOnSignal(context.Background(), sigs)
-	ctx, giveUp := context.WithCancel(sctx)
-	defer giveUp()
-	if req.Lock.Wait != 0 {
-		go func() {
-			select {
-			case <-eof:
-				giveUp()
-			case <-ctx.Done():
-			}
-		}()
-	}
-	cl, lock, err := req.Do(ctx)
-	if sig := stop(); sig != nil {
-		if lock != nil {
-			lock.Release()
-		}
-		if cl != nil {
-			cl.Close()
-		}
-		return exitcode.Silent(exitcode.FromSignal(sig.(syscall.Signal)))
-	}
-	if err != nil {
-		if lock == nil && sctx.Err() == nil && ctx.Err() != nil {
-			// The end of input ended the wait; Do has left the queue.
-			if req.Talk {
-				return exitcode.New(req.Conflict, "lock %s not granted: end of input while waiting", c.Name)
-			}
-			return exitcode.Silent(req.Conflict)
-		}
-		return err
-	}
-	defer cl.Close()
-
-	// The one line a script waits for. os.Stdout is not buffered, so it is
-	// out the moment Fprintf returns.
-	if _, err := fmt.Fprintf(stdout, "%d\n", lock.Token()); err != nil {
-		lock.Release()
-		return fmt.Errorf("cannot print the token: %w", err)
-	}
-	if req.Verbose {
-		fmt.Fprintf(stderr, "%s: holding %s until end of input or SIGTERM\n", prog, c.Name)
-	}
-
-	select {
-	case <-eof:
-	case sig := <-sigs:
-		if req.Verbose {
-			fmt.Fprintf(stderr, "%s: %v\n", prog, sig)
-		}
-	case <-lock.Done():
-		why := strings.TrimPrefix(fmt.Sprint(lock.Err()), client.ErrLost.Error()+": ")
-		if !c.LostDeadline {
-			return exitcode.New(exitcode.Lost, "lock %s lost: %s", c.Name, why)
-		}
-		// The line at once: whoever reads it stops using the lock now.
-		// The exit at the deadline: what has not stopped by then must be
-		// killed (tnl.sh's holders do), before the server can give the
-		// lock to someone else. Until then the connection stays open, as
-		// tnl-do keeps it for a command that is still stopping.
-		fmt.Fprintln(stdout, "lost")
-		fmt.Fprintf(stderr, "%s: lock %s lost: %s\n", prog, c.Name, why)
-		if left := time.Until(lock.KillBy()); left > 0 {
-			t := time.NewTimer(left)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-eof:
-			case <-sigs:
-			}
-		}
-		return exitcode.Silent(exitcode.Lost)
-	}
-	if err := lock.Release(); err != nil {
-		// The lock went away while we were letting it go: it is released
-		// either way, but it was not held to the end.
-		why := strings.TrimPrefix(err.Error(), client.ErrLost.Error()+": ")
-		return exitcode.New(exitcode.Lost, "lock %s lost: %s", c.Name, why)
-	}
-	if req.Verbose {
-		fmt.Fprintf(stderr, "%s: released %s\n", prog, c.Name)
-	}
-	return nil
-}
-
-// watchInput reads and discards stdin until its end, which closes eof.
-// ended reports whether the input had ended already, as far as can be told
-// without waiting: everything readable at once was read and its end came.
-func watchInput(stdin io.Reader) (ended bool, eof <-chan struct{}) {
-	done := make(chan struct{})
-	if f, ok := stdin.(*os.File); ok && drained(f) {
-		close(done)
-		return true, done
-	}
-	go func() {
-		// Whatever comes on standard input is ignored; its end (or an
-		// error reading it) counts as the end.
-		io.Copy(io.Discard, stdin)
-		close(done)
-	}()
-	return false, done
+	return hold.Run(hold.Config{
+		Request: acquire.Request{
+			Prog:     prog,
+			Name:     c.Name,
+			Dial:     dial,
+			Lock:     c.LockOptions(),
+			Conflict: c.ConflictExitCode,
+			Verbose:  c.IsVerbose(),
+			Talk:     c.IsVerbose() || acquire.IsTerminal(stderr),
+			Stderr:   stderr,
+		},
+		LostDeadline: c.LostDeadline,
+		Stdin:        stdin,
+		Stdout:       stdout,
+	})
 }

@@ -47,8 +47,9 @@ import (
 	"github.com/tnl-lock/tnl/lib/protocol"
 )
 
-// DefaultAddr is where tnl-server listens unless told otherwise.
-const DefaultAddr = "127.0.0.1:7654"
+// DefaultAddr is where tnl-server listens unless told otherwise
+// (protocol.DefaultAddr).
+const DefaultAddr = protocol.DefaultAddr
 
 // Forever, as LockOptions.Wait, waits without a time limit.
 const Forever = protocol.WaitForever
@@ -163,7 +164,7 @@ func (e *refusedError) Unwrap() error { return e.err }
 // Options configure Dial. The zero value talks to DefaultAddr.
 type Options struct {
 	Addr     string // HOST:PORT
-	ClientID string // shown to others; default user@host
+	ClientID string // shown to others; default DefaultID()
 	Host     string // default os.Hostname()
 	PID      int    // default os.Getpid()
 	// DialTimeout bounds connecting and opening the session; default 10s.
@@ -252,7 +253,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		o.PID = os.Getpid()
 	}
 	if o.ClientID == "" {
-		o.ClientID = DefaultClientID()
+		o.ClientID = DefaultID()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -405,8 +406,12 @@ func oneShot(ctx context.Context, o Options, req protocol.Request, want protocol
 	return &ServerError{Name: rep.Name, Msg: rep.Kind.String()}
 }
 
-// DefaultClientID is user@host, the id sent when none is given.
-func DefaultClientID() string {
+// DefaultID is the client id sent when none is given, by Dial and by tnl's
+// commands: user@host. The user is $USER, else $LOGNAME, else the name of
+// the process's uid, else the uid in decimal; the host is os.Hostname, else
+// "localhost". It never fails and never returns "": the id is only a label
+// shown to whoever looks for the holder.
+func DefaultID() string {
 	// $USER first: user.Current reads /etc/passwd, measurable in a
 	// command that runs for a few milliseconds.
 	name := os.Getenv("USER")
@@ -421,8 +426,28 @@ func DefaultClientID() string {
 	if name == "" {
 		name = strconv.Itoa(os.Getuid())
 	}
-	host, _ := os.Hostname()
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
 	return name + "@" + host
+}
+
+// checkLimit applies protocol.CheckLimit to o; a Limit of 0 is not given,
+// which is 1.
+func checkLimit(o LockOptions) error {
+	mode, limit := protocol.Exclusive, o.Limit
+	if o.Shared {
+		mode = protocol.Shared
+	}
+	if limit == 0 {
+		limit = 1
+	}
+	err := protocol.CheckLimit(mode, limit)
+	if errors.Is(err, protocol.ErrLimitRange) {
+		return fmt.Errorf("invalid limit %d: %w", o.Limit, err)
+	}
+	return err
 }
 
 // ValidName returns an error unless name is a valid lock name.
@@ -746,11 +771,8 @@ func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lock, e
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
-	if o.Shared && o.Limit > 1 {
-		return nil, errors.New("a shared lock has no limit")
-	}
-	if o.Limit < 0 || o.Limit > protocol.MaxLimit {
-		return nil, fmt.Errorf("invalid limit %d: want 1 to %d", o.Limit, protocol.MaxLimit)
+	if err := checkLimit(o); err != nil {
+		return nil, err
 	}
 	if o.Wait < 0 {
 		return nil, fmt.Errorf("invalid wait %v: want >= 0", o.Wait)

@@ -36,7 +36,8 @@
 // # Extension keys on lock (any of them makes the request an extension request)
 //
 //	wait:SECONDS   wait in the FIFO queue up to SECONDS (decimal, "2.5"), or a Go
-//	               duration ("250ms", "5m"), or "inf"; 0 = try once (default)
+//	               duration ("250ms", "5m"), or "inf"; 0 = try once (default);
+//	               rounded to the nearest nanosecond (ParseDuration, ParseWait)
 //	mode:shared    a shared holder (many readers); mode:exclusive is the default
 //	limit:N        semaphore: up to N exclusive holders (1..1000000); holders and
 //	               waiters of one name must agree on N

@@ -3,10 +3,8 @@ package protocol
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -209,8 +207,10 @@ func (r *Request) setKey(k, v []byte) (int, error) {
 	case "limit":
 		r.Ext = true
 		n, err := strconv.ParseUint(string(v), 10, 32)
-		if err != nil || n < 1 || n > MaxLimit {
-			return keyLimit, &ValueError{"limit", fmt.Sprintf("want a number from 1 to %d", MaxLimit)}
+		// The mode may come after the limit: the pair is checked by the
+		// server, once the whole line is read.
+		if err != nil || CheckLimit(Exclusive, int(n)) != nil {
+			return keyLimit, &ValueError{"limit", ErrLimitRange.Error()}
 		}
 		r.Limit = int(n)
 		return keyLimit, nil
@@ -218,8 +218,9 @@ func (r *Request) setKey(k, v []byte) (int, error) {
 	return keyOther, nil
 }
 
-// ParseWait parses a wait value: "inf", decimal seconds ("5", "0.25") or a Go
-// duration ("250ms", "5m"). Negative, NaN and absurd values are refused.
+// ParseWait parses a wait value: "inf" (also "infinity", "forever"), or a
+// span as ParseDuration takes it: decimal seconds ("5", "0.25") or a Go-style
+// duration ("250ms", "5m"). A wait over MaxWait is refused.
 func ParseWait(s string) (time.Duration, error) {
 	switch s {
 	case "inf", "infinity", "forever":
@@ -227,28 +228,14 @@ func ParseWait(s string) (time.Duration, error) {
 	case "":
 		return 0, errors.New("empty")
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
-			return 0, errors.New("want seconds >= 0 or inf")
-		}
-		if f > MaxWait.Seconds() {
-			return 0, errors.New("too large (use inf)")
-		}
-		// Round, not truncate: "1.000000007" is 1000000007ns, and a wait passed
-		// through FormatWait and back must not lose a nanosecond per hop.
-		return time.Duration(math.Round(f * float64(time.Second))), nil
-	}
-	// Clone: ParseDuration leaks its argument, which would make the caller's
-	// string(v) escape and cost an allocation even for "2.5" or "inf".
-	d, err := time.ParseDuration(strings.Clone(s))
-	if err != nil {
-		return 0, errors.New("want seconds, a duration like 5m, or inf")
-	}
-	if d < 0 {
+	d, err := ParseDuration(s)
+	switch {
+	case errors.Is(err, ErrDurationNegative):
 		return 0, errors.New("want seconds >= 0 or inf")
-	}
-	if d > MaxWait {
+	case errors.Is(err, ErrDurationRange), err == nil && d > MaxWait:
 		return 0, errors.New("too large (use inf)")
+	case err != nil:
+		return 0, errors.New("want seconds, a duration like 5m, or inf")
 	}
 	return d, nil
 }

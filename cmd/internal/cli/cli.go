@@ -1,22 +1,25 @@
 // Package cli holds the kong grammar shared by tnl's client commands
 // (tnl-lock, tnl-do, tnl-stats): the common client flags of the contract
 // (server, client id, wait, shared, limit, conflict exit code, verbose), the
-// shared secret and TLS, their environment variables, tcpnetlock's spellings of them, and the small pieces
-// every main package needs around kong (a parser that never calls os.Exit,
-// usage errors with status 2, the version string).
+// shared secret and TLS flags, their environment variables, tcpnetlock's
+// spellings of them, and the small pieces every main package needs around
+// kong (a parser that never calls os.Exit, usage errors with status 2, the
+// version string).
 //
-// It does not dial, lock or run anything; it turns argv and the environment
-// into values, and says clearly when they are wrong.
+// It does not dial, lock or run anything, and holds no rule of its own: it
+// turns argv and the environment into values, with the rules of
+// lib/protocol (durations, limits, the default address) and lib/client
+// (the default client id), reads secrets and builds TLS through package
+// security, and says clearly when they are wrong. Package acquire takes the
+// values from there.
 package cli
 
 import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
-	"os/user"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -29,18 +32,12 @@ import (
 	"github.com/tnl-lock/tnl/lib/protocol"
 )
 
-// DefaultPort is tnl-server's port, the same as tcpnetlock's.
-const DefaultPort = 7654
-
-// DefaultHost is where the server is looked for when nothing else says.
-const DefaultHost = "127.0.0.1"
-
 // Server chooses the server. Precedence, first set wins: --server, $TNL_SERVER,
-// $TCPNETLOCK_HOST and $TCPNETLOCK_PORT, 127.0.0.1:7654; then --host and
+// $TCPNETLOCK_HOST and $TCPNETLOCK_PORT, protocol.DefaultAddr; then --host and
 // --port (tcpnetlock's spelling) replace their half of the result, so a
 // command line always beats the environment.
 type Server struct {
-	Server string `short:"s" placeholder:"HOST:PORT" help:"The server to ask. Default: $TNL_SERVER, else $TCPNETLOCK_HOST:$TCPNETLOCK_PORT, else 127.0.0.1:7654."`
+	Server string `short:"s" placeholder:"HOST:PORT" help:"The server to ask. Default: $TNL_SERVER, else $TCPNETLOCK_HOST:$TCPNETLOCK_PORT, else ${default_server}."`
 	Host   string `placeholder:"HOST" help:"The server's host (tcpnetlock spelling); replaces the host of --server."`
 	Port   int    `placeholder:"PORT" help:"The server's port (tcpnetlock spelling); replaces the port of --server."`
 }
@@ -51,7 +48,7 @@ func (s *Server) Addr() (string, error) { return s.Resolve(os.Getenv) }
 
 // Resolve is Addr with the environment given as a lookup function.
 func (s *Server) Resolve(getenv func(string) string) (string, error) {
-	host, port := DefaultHost, strconv.Itoa(DefaultPort)
+	host, port := protocol.DefaultHost, strconv.Itoa(protocol.DefaultPort)
 	switch {
 	case s.Server != "":
 		h, p, err := splitServer(s.Server)
@@ -94,7 +91,7 @@ func (s *Server) Resolve(getenv func(string) string) (string, error) {
 func splitServer(v string) (host, port string, err error) {
 	if h, p, err := net.SplitHostPort(v); err == nil {
 		if h == "" {
-			h = DefaultHost
+			h = protocol.DefaultHost
 		}
 		if err := checkPort(p); err != nil {
 			return "", "", err
@@ -105,7 +102,7 @@ func splitServer(v string) (host, port string, err error) {
 	if h == "" || strings.ContainsAny(h, "[]") || (strings.Contains(h, ":") && net.ParseIP(h) == nil) {
 		return "", "", errors.New("want HOST:PORT")
 	}
-	return h, strconv.Itoa(DefaultPort), nil
+	return h, strconv.Itoa(protocol.DefaultPort), nil
 }
 
 func checkPort(p string) error {
@@ -147,7 +144,8 @@ func (c *Client) DialOptions(addr string) (client.Options, error) {
 func (c *Client) IsVerbose() bool { return c.Verbose || c.Debug || c.Info }
 
 // ID returns the client id to send: --client-id, else $TNL_CLIENT_ID, else
-// $TCPNETLOCK_CLIENT_ID, else user@host. An empty variable counts as unset.
+// $TCPNETLOCK_CLIENT_ID, else client.DefaultID (user@host). An empty
+// variable counts as unset.
 func (c *Client) ID() string { return c.ResolveID(os.Getenv) }
 
 // ResolveID is ID with the environment given as a lookup function.
@@ -157,24 +155,7 @@ func (c *Client) ResolveID(getenv func(string) string) string {
 			return v
 		}
 	}
-	return DefaultClientID()
-}
-
-// DefaultClientID returns user@host, with what can be found of each.
-func DefaultClientID() string {
-	name := os.Getenv("USER")
-	if name == "" {
-		if u, err := user.Current(); err == nil {
-			name = u.Username
-		} else {
-			name = strconv.Itoa(os.Getuid())
-		}
-	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	return name + "@" + host
+	return client.DefaultID()
 }
 
 // Lock is how to ask for a lock: wait, mode, semaphore limit, and the status
@@ -188,26 +169,45 @@ type Lock struct {
 
 // Check validates the values kong cannot.
 func (l *Lock) Check() error {
-	if l.Limit < 1 || l.Limit > 1000000 {
-		return usage(fmt.Errorf("--limit %d: must be from 1 to 1000000", l.Limit))
+	mode := protocol.Exclusive
+	if l.Shared {
+		mode = protocol.Shared
+	}
+	// The range first, as before: --shared --limit 0 is a bad limit.
+	if err := protocol.CheckLimit(protocol.Exclusive, l.Limit); err != nil {
+		return usage(fmt.Errorf("--limit %d: must be from 1 to %d", l.Limit, protocol.MaxLimit))
 	}
 	if l.ConflictExitCode < 0 || l.ConflictExitCode > 255 {
 		return usage(fmt.Errorf("--conflict-exit-code %d: must be from 0 to 255", l.ConflictExitCode))
 	}
-	if l.Shared && l.Limit > 1 {
+	if err := protocol.CheckLimit(mode, l.Limit); err != nil {
 		return usage(errors.New("--shared and --limit cannot be used together"))
 	}
 	return nil
 }
 
-// Duration is a time span written as a Go duration ("250ms", "5m", "1h30m")
-// or a plain number of seconds ("2", "0.5"), as flock(1) and tcpnetlock take
-// seconds.
+// LockOptions turns the lock flags into the client's options.
+func (l *Lock) LockOptions() client.LockOptions {
+	o := client.LockOptions{Wait: l.Wait.D, Shared: l.Shared, Limit: l.Limit}
+	if l.Wait.Inf {
+		o.Wait = client.Forever
+	}
+	return o
+}
+
+// Waits reports whether the flags ask to wait for the lock at all.
+func (l *Lock) Waits() bool { return l.Wait.Inf || l.Wait.D > 0 }
+
+// Duration is a time span as protocol.ParseDuration reads it: a Go-style
+// duration ("250ms", "5m", "1h30m") or a plain number of seconds ("2",
+// "0.5"), as flock(1) and tcpnetlock take seconds; rounded to the nearest
+// nanosecond. White space around it is dropped (an environment variable
+// may carry some).
 type Duration time.Duration
 
 // UnmarshalText parses a Duration; kong calls it for flags and variables.
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := ParseDuration(string(b))
+	v, err := parseDuration(string(b))
 	if err != nil {
 		return err
 	}
@@ -217,22 +217,17 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// ParseDuration parses a Go duration or a number of seconds; negative spans
-// are refused.
-func ParseDuration(s string) (time.Duration, error) {
+// parseDuration is protocol.ParseDuration in the words of a command line.
+func parseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) || f*float64(time.Second) >= math.MaxInt64 {
-			return 0, fmt.Errorf("invalid duration %q: want seconds from 0 up", s)
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q: want 30s, 5m, 1h30m or a number of seconds", s)
-	}
-	if d < 0 {
+	d, err := protocol.ParseDuration(s)
+	switch {
+	case errors.Is(err, protocol.ErrDurationNegative):
 		return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
+	case errors.Is(err, protocol.ErrDurationRange):
+		return 0, fmt.Errorf("invalid duration %q: too large", s)
+	case err != nil:
+		return 0, fmt.Errorf("invalid duration %q: want 30s, 5m, 1h30m or a number of seconds", s)
 	}
 	return d, nil
 }
@@ -254,7 +249,7 @@ func (w *Wait) UnmarshalText(b []byte) error {
 		*w = Wait{}
 		return nil
 	}
-	d, err := ParseDuration(string(b))
+	d, err := parseDuration(string(b))
 	if err != nil {
 		return fmt.Errorf("%w (or inf)", err)
 	}
@@ -291,7 +286,7 @@ func New(name, description string, grammar any, stdout, stderr io.Writer, versio
 		kong.Description(description),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitRequest(code)) }),
-		kong.Vars{"version": name + " " + version},
+		kong.Vars{"version": name + " " + version, "default_server": protocol.DefaultAddr},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 		kong.ExplicitGroups([]kong.Group{{Key: "tcpnetlock", Title: "tcpnetlock compatibility"}}),
 	}, opts...)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
+	"github.com/tnl-lock/tnl/lib/client"
 )
 
 func env(m map[string]string) func(string) string {
@@ -61,30 +63,36 @@ func TestResolve(t *testing.T) {
 	}
 }
 
-func TestParseDuration(t *testing.T) {
+// TestDuration: the flag type reads what protocol.ParseDuration reads
+// (its own test has the whole table), drops white space around it, and
+// says what is wrong in a command's words.
+func TestDuration(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want time.Duration
-		err  bool
+		err  string
 	}{
-		{"0", 0, false},
-		{"2", 2 * time.Second, false},
-		{"0.5", 500 * time.Millisecond, false},
-		{"30s", 30 * time.Second, false},
-		{"5m", 5 * time.Minute, false},
-		{"1h30m", 90 * time.Minute, false},
-		{"250ms", 250 * time.Millisecond, false},
-		{"-1", 0, true},
-		{"-5s", 0, true},
-		{"abc", 0, true},
-		{"", 0, true},
-		{"1e300", 0, true},
-		{"9223372036.854775807", 0, true}, // 2^63 ns: would wrap to negative
-		{"9223372036", 9223372036 * time.Second, false},
+		{"0", 0, ""},
+		{"2", 2 * time.Second, ""},
+		{"0.5", 500 * time.Millisecond, ""},
+		{"0.3", 300 * time.Millisecond, ""}, // rounded, not truncated to 299.999999ms
+		{"30s", 30 * time.Second, ""},
+		{" 30s\n", 30 * time.Second, ""},
+		{"5m", 5 * time.Minute, ""},
+		{"1h30m", 90 * time.Minute, ""},
+		{"250ms", 250 * time.Millisecond, ""},
+		{"9223372036", 9223372036 * time.Second, ""},
+		{"-1", 0, `invalid duration "-1": must not be negative`},
+		{"-5s", 0, `invalid duration "-5s": must not be negative`},
+		{"abc", 0, `invalid duration "abc": want 30s, 5m, 1h30m or a number of seconds`},
+		{"", 0, `invalid duration "": want 30s, 5m, 1h30m or a number of seconds`},
+		{"1e300", 0, `invalid duration "1e300": want 30s, 5m, 1h30m or a number of seconds`},
+		{"9223372036.854775808", 0, `invalid duration "9223372036.854775808": too large`}, // 2^63 ns
 	} {
-		got, err := ParseDuration(tc.in)
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("ParseDuration(%q) = %v, %v; want %v, err=%v", tc.in, got, err, tc.want, tc.err)
+		var d Duration
+		err := d.UnmarshalText([]byte(tc.in))
+		if got := fmt.Sprint(err); (tc.err == "" && err != nil) || (tc.err != "" && got != tc.err) || time.Duration(d) != tc.want {
+			t.Errorf("Duration(%q) = %v, %v; want %v, %q", tc.in, time.Duration(d), err, tc.want, tc.err)
 		}
 	}
 }
@@ -220,10 +228,26 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestDefaultClientID(t *testing.T) {
+// TestResolveIDDefault: with nothing set, the commands send the client's
+// own default, so that a Go program and a command look alike.
+func TestResolveIDDefault(t *testing.T) {
 	t.Setenv("USER", "alice")
-	id := DefaultClientID()
-	if !strings.HasPrefix(id, "alice@") || len(id) <= len("alice@") {
-		t.Errorf("DefaultClientID() = %q", id)
+	var c Client
+	if got, want := c.ResolveID(env(nil)), client.DefaultID(); got != want || !strings.HasPrefix(got, "alice@") {
+		t.Errorf("ResolveID() = %q; want client.DefaultID() = %q", got, want)
+	}
+}
+
+func TestLockOptions(t *testing.T) {
+	l := Lock{Wait: Wait{Inf: true}, Shared: true, Limit: 1}
+	if o := l.LockOptions(); o.Wait != client.Forever || !o.Shared || !l.Waits() {
+		t.Errorf("inf: %+v", o)
+	}
+	l = Lock{Wait: Wait{D: 2 * time.Second}, Limit: 3}
+	if o := l.LockOptions(); o.Wait != 2*time.Second || o.Limit != 3 || !l.Waits() {
+		t.Errorf("2s: %+v", o)
+	}
+	if (&Lock{}).Waits() {
+		t.Error("zero Lock waits")
 	}
 }

@@ -8,18 +8,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
-	"github.com/tnl-lock/tnl/lib/client"
 )
 
 func write(t *testing.T, dir, name, content string) string {
@@ -29,47 +25,6 @@ func write(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func TestReadSecret(t *testing.T) {
-	dir := t.TempDir()
-	for _, tc := range []struct {
-		name, content, want, err string
-	}{
-		{"plain", "s3cret\n", "s3cret", ""},
-		{"padded", "\n  s3cret\t \r\n\n", "s3cret", ""},
-		{"colon", "a:b=c", "a:b=c", ""},
-		{"empty", "", "", "the file is empty"},
-		{"blank", " \n\t\n", "", "the file is empty"},
-		{"comma", "a,b", "", "the secret must be one line without commas"},
-		{"two lines", "a\nb\n", "", "the secret must be one line without commas"},
-		{"cr", "a\rb", "", "the secret must be one line without commas"},
-		{"nul", "a\x00b", "", "the secret must be one line without commas"},
-	} {
-		p := write(t, dir, strings.ReplaceAll(tc.name, " ", "_"), tc.content)
-		got, err := ReadSecret(p, "--auth-token-file")
-		if tc.err != "" {
-			want := fmt.Sprintf("--auth-token-file %q: %s", p, tc.err)
-			if err == nil || err.Error() != want || exitcode.Of(err) != exitcode.Usage {
-				t.Errorf("%s: got %q, %v (status %d); want %q, status 2", tc.name, got, err, exitcode.Of(err), want)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("%s: got %q, %v; want %q", tc.name, got, err, tc.want)
-		}
-	}
-	if _, err := ReadSecret(filepath.Join(dir, "nope"), "$TNL_AUTH_TOKEN_FILE"); err == nil ||
-		!strings.HasSuffix(err.Error(), `/nope": no such file or directory`) || !strings.HasPrefix(err.Error(), "$TNL_AUTH_TOKEN_FILE ") {
-		t.Errorf("missing file: %v", err)
-	}
-	if _, err := ReadSecret(dir, "--auth-token-file"); err == nil || !strings.HasSuffix(err.Error(), ": is a directory") {
-		t.Errorf("directory: %v", err)
-	}
-	big := write(t, dir, "big", strings.Repeat("x", maxFile+1))
-	if _, err := ReadSecret(big, "--auth-token-file"); err == nil || !strings.HasSuffix(err.Error(), ": larger than 1 MiB") {
-		t.Errorf("big file: %v", err)
-	}
 }
 
 // pemFiles writes a CA and a leaf certificate with its key into dir.
@@ -153,41 +108,6 @@ func TestSecurityLoad(t *testing.T) {
 		_, _, err := tc.s.Load(env(tc.env))
 		if err == nil || err.Error() != tc.want || exitcode.Of(err) != exitcode.Usage {
 			t.Errorf("%+v %v: got %v (status %d), want %q", tc.s, tc.env, err, exitcode.Of(err), tc.want)
-		}
-	}
-}
-
-func TestDialError(t *testing.T) {
-	addr := "127.0.0.1:7654"
-	refused := func(msg string) error {
-		return fmt.Errorf("server %s refused the session: %w", addr, &client.ServerError{Msg: msg})
-	}
-	for _, tc := range []struct {
-		o         client.Options
-		err       error
-		msg, hint string
-	}{
-		{client.Options{Addr: addr}, refused("authentication required"),
-			"server 127.0.0.1:7654 refused the session: authentication required",
-			"the server wants its shared secret: give --auth-token-file FILE or set TNL_AUTH_TOKEN_FILE"},
-		{client.Options{Addr: addr}, refused("authentication failed"),
-			"server 127.0.0.1:7654 refused the session: authentication failed",
-			"the secret in --auth-token-file (or $TNL_AUTH_TOKEN_FILE) is not the server's"},
-		{client.Options{Addr: addr}, refused("too many connections"),
-			"server 127.0.0.1:7654 refused the session: too many connections", ""},
-		{client.Options{Addr: addr}, fmt.Errorf("cannot talk to server %s: %w", addr, io.EOF),
-			"cannot talk to server 127.0.0.1:7654: EOF", "if the server serves TLS, give --tls-ca FILE (or --tls)"},
-		{client.Options{Addr: addr, TLS: &tls.Config{}}, fmt.Errorf("cannot talk to server %s: %w", addr, io.EOF),
-			"cannot talk to server 127.0.0.1:7654: EOF", "if the server wants a client certificate, give --tls-cert FILE and --tls-key FILE"},
-		{client.Options{Addr: addr, TLS: &tls.Config{}}, fmt.Errorf("cannot talk to server %s: %w", addr, x509.UnknownAuthorityError{}),
-			"cannot talk to server 127.0.0.1:7654: x509: certificate signed by unknown authority",
-			"give the certificate authority that signed the server's certificate with --tls-ca FILE"},
-		{client.Options{Addr: addr}, errors.New("cannot reach server 127.0.0.1:7654: connection refused"),
-			"cannot reach server 127.0.0.1:7654: connection refused", ""},
-	} {
-		err := DialError(tc.o, tc.err)
-		if err.Error() != tc.msg || exitcode.HintOf(err) != tc.hint || exitcode.Of(err) != exitcode.Unreachable {
-			t.Errorf("%v:\n got  %q hint %q status %d\n want %q hint %q status 125", tc.err, err, exitcode.HintOf(err), exitcode.Of(err), tc.msg, tc.hint)
 		}
 	}
 }

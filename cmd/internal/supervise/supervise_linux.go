@@ -83,20 +83,11 @@ func Start(cfg Config) (*Process, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	files := []uintptr{fdOf(cfg.Stdin, os.Stdin), fdOf(cfg.Stdout, os.Stdout), fdOf(cfg.Stderr, os.Stderr)}
-	for i, fd := range files {
-		if _, err := unix.FcntlInt(fd, unix.F_GETFD, 0); err != nil {
-			// tnl-do was started with this descriptor closed: give the
-			// command /dev/null there, as it would otherwise fail to start
-			// (and a closed 0, 1 or 2 would be reused by its first open).
-			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-			if err != nil {
-				return nil, exitcode.New(exitcode.NotExecutable, "cannot run %s: %w", cfg.Argv[0], err)
-			}
-			defer null.Close()
-			files[i] = null.Fd()
-		}
+	files, closeFiles, err := stdFiles(cfg)
+	if err != nil {
+		return nil, err
 	}
+	defer closeFiles()
 
 	p := &Process{ownPgrp: unix.Getpgrp(), done: make(chan struct{})}
 	p.jobControl = p.parentHasJobControl
@@ -119,16 +110,7 @@ func Start(cfg Config) (*Process, error) {
 		p.wd = cfg.Watchdog
 	}
 	if !cfg.NoTerminal {
-		if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil {
-			p.tty = tty
-			if fg, err := tcgetpgrp(tty); err == nil && fg == p.ownPgrp {
-				// We are the terminal's foreground: the child puts its new
-				// group in the foreground itself, before exec, with its signals
-				// still blocked (so no SIGTTOU), and before it can read.
-				attr.Foreground = true
-				attr.Ctty = int(tty.Fd())
-			}
-		}
+		p.openTerminal(attr)
 	}
 
 	started := make(chan error, 1)
@@ -144,6 +126,50 @@ func Start(cfg Config) (*Process, error) {
 		return nil, startError(cfg.Argv[0], path, err)
 	}
 	return p, nil
+}
+
+// stdFiles returns the command's descriptors 0, 1 and 2; closeNulls closes the
+// /dev/null opened for any of them, once the command has started.
+func stdFiles(cfg Config) (files []uintptr, closeNulls func(), err error) {
+	files = []uintptr{fdOf(cfg.Stdin, os.Stdin), fdOf(cfg.Stdout, os.Stdout), fdOf(cfg.Stderr, os.Stderr)}
+	var nulls []*os.File
+	closeNulls = func() {
+		for _, f := range nulls {
+			f.Close()
+		}
+	}
+	for i, fd := range files {
+		if _, err := unix.FcntlInt(fd, unix.F_GETFD, 0); err != nil {
+			// tnl-do was started with this descriptor closed: give the
+			// command /dev/null there, as it would otherwise fail to start
+			// (and a closed 0, 1 or 2 would be reused by its first open).
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				closeNulls()
+				return nil, nil, exitcode.New(exitcode.NotExecutable, "cannot run %s: %w", cfg.Argv[0], err)
+			}
+			nulls = append(nulls, null)
+			files[i] = null.Fd()
+		}
+	}
+	return files, closeNulls, nil
+}
+
+// openTerminal keeps the controlling terminal, if any, for job control;
+// when we are its foreground, the command's group takes it over.
+func (p *Process) openTerminal(attr *syscall.SysProcAttr) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	p.tty = tty
+	if fg, err := tcgetpgrp(tty); err == nil && fg == p.ownPgrp {
+		// We are the terminal's foreground: the child puts its new
+		// group in the foreground itself, before exec, with its signals
+		// still blocked (so no SIGTTOU), and before it can read.
+		attr.Foreground = true
+		attr.Ctty = int(tty.Fd())
+	}
 }
 
 func fdOf(f, def *os.File) uintptr {

@@ -1,4 +1,12 @@
-package cli
+// Package acquire is how tnl's commands (tnl-lock, tnl-do) get a lock:
+// dial the server, ask, wait in its queue, retry (tcpnetlock's --retry),
+// and say who holds the lock while they wait or when they give up, with
+// the exit statuses of package exitcode. One policy, so that both commands
+// wait, talk and fail alike.
+//
+// It does not parse flags (package cli turns them into a Request's values)
+// and does not hold or supervise what runs under the lock.
+package acquire
 
 import (
 	"context"
@@ -10,20 +18,9 @@ import (
 	"time"
 
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/security"
 	"github.com/tnl-lock/tnl/lib/client"
 )
-
-// LockOptions turns the lock flags into the client's options.
-func (l *Lock) LockOptions() client.LockOptions {
-	o := client.LockOptions{Wait: l.Wait.D, Shared: l.Shared, Limit: l.Limit}
-	if l.Wait.Inf {
-		o.Wait = client.Forever
-	}
-	return o
-}
-
-// Waits reports whether the flags ask to wait for the lock at all.
-func (l *Lock) Waits() bool { return l.Wait.Inf || l.Wait.D > 0 }
 
 // Request is one ask for a lock as tnl's commands make it, so that tnl-lock
 // and tnl-do wait, talk and fail alike.
@@ -65,7 +62,7 @@ func (r *Request) Do(ctx context.Context) (*client.Client, *client.Lock, error) 
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		return nil, nil, DialError(r.Dial, err)
+		return nil, nil, security.DialError(r.Dial, err)
 	}
 	r.logf("connected to %s", r.Dial.Addr)
 	if r.Ready != nil {

@@ -1,4 +1,4 @@
-package cli
+package acquire
 
 import (
 	"testing"
@@ -39,19 +39,5 @@ func TestDescribe(t *testing.T) {
 	}
 	if got := Since(time.Time{}, now); got != "an unknown time" {
 		t.Errorf("Since(zero) = %q", got)
-	}
-}
-
-func TestLockOptions(t *testing.T) {
-	l := Lock{Wait: Wait{Inf: true}, Shared: true, Limit: 1}
-	if o := l.LockOptions(); o.Wait != client.Forever || !o.Shared || !l.Waits() {
-		t.Errorf("inf: %+v", o)
-	}
-	l = Lock{Wait: Wait{D: 2 * time.Second}, Limit: 3}
-	if o := l.LockOptions(); o.Wait != 2*time.Second || o.Limit != 3 || !l.Waits() {
-		t.Errorf("2s: %+v", o)
-	}
-	if (&Lock{}).Waits() {
-		t.Error("zero Lock waits")
 	}
 }
