@@ -195,7 +195,7 @@ func TestDefaultSessionRequest(t *testing.T) {
 	s := script(t, l)
 	go client.Dial(context.Background(), client.Options{Addr: l.Addr().String(), DialTimeout: time.Minute})
 	got := deadline.Within(t, 10*time.Second, s.lines, "the session request")
-	if !strings.HasPrefix(got, ".session,client-id:"+client.DefaultClientID()+",host:") || !strings.HasSuffix(got, ",pid:"+strconv.Itoa(os.Getpid())+"\n") {
+	if !strings.HasPrefix(got, ".session,client-id:"+client.DefaultID()+",host:") || !strings.HasSuffix(got, ",pid:"+strconv.Itoa(os.Getpid())+"\n") {
 		t.Fatalf("session request %q", got)
 	}
 }
