@@ -382,7 +382,9 @@ func (t *ref) List(name string, cur table.Cursor, max int, li *table.LockInfo) (
 			list = n.queue
 		}
 		i = slices.Index(list, cur.Last.(*refHolder))
-		if i < 0 {
+		if i < 0 && t.bug == "list-stale" {
+			i = -1 // goes on from the start of the list
+		} else if i < 0 {
 			return cur, false
 		}
 		i++
