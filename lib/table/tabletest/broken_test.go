@@ -66,6 +66,9 @@ func TestBroken(t *testing.T) {
 		// Tells the grants of a Release at the next Acquire.
 		{"late-grant", "", "exclusive",
 			`step 5 (rel a): granted [] when Release returned, want ["b"] (the grants of a Release are told before it returns)`},
+		// List goes on from the start of the list when the party its
+		// cursor stands on has left.
+		{"list-stale", "", "list_cursor_of_a_party_that_left", "List from a cursor on a holder released since = true"},
 		// Cancel releases a held lock.
 		{"cancel-held", "", "cancel", "step 6 (cancel a): Cancel = true, want false"},
 		// Cancel leaves the waiter in the counters.

@@ -17,6 +17,14 @@ func TestConformance(t *testing.T) {
 	tabletest.Run(t, func(t *testing.T) table.Table { return newRef("") })
 }
 
+// TestConformanceTellsLater runs the suite on the reference table made to
+// tell the grants and losses of Cancel, ReleaseAll and Break after they
+// return, from another goroutine: the interface allows it, so the suite
+// passes it too.
+func TestConformanceTellsLater(t *testing.T) {
+	tabletest.Run(t, func(t *testing.T) table.Table { return newRef("tell-later") })
+}
+
 // ref is a lock table written to be obviously right rather than fast: one
 // mutex around everything, a slice of holders and a slice of waiters per
 // name, and every rule a loop. The suite's own tests run on it, and on
@@ -218,6 +226,19 @@ func (t *ref) unlockAndTell(granted []*refHolder) {
 	t.tell(granted)
 }
 
+// unlockAndTellSome is unlockAndTell for the calls whose grants the
+// interface does not promise to tell before they return: with variant
+// "tell-later", a table that keeps the rules, it tells them on a goroutine
+// of their own, as a table that hears of its grants from elsewhere may.
+func (t *ref) unlockAndTellSome(granted []*refHolder) {
+	if t.bug == "tell-later" {
+		t.mu.Unlock()
+		go t.tell(granted)
+		return
+	}
+	t.unlockAndTell(granted)
+}
+
 func (t *ref) tell(granted []*refHolder) {
 	for _, h := range granted {
 		h.owner.n.Granted(h)
@@ -252,7 +273,7 @@ func (t *ref) Cancel(hh table.Holder) bool {
 	if t.bug == "count" {
 		t.counters.Waiting++
 	}
-	t.unlockAndTell(granted)
+	t.unlockAndTellSome(granted)
 	return true
 }
 
@@ -267,7 +288,7 @@ func (t *ref) ReleaseAll(o table.Owner) {
 		_, g := t.remove(h)
 		granted = append(granted, g...)
 	}
-	t.unlockAndTell(granted)
+	t.unlockAndTellSome(granted)
 }
 
 func (t *ref) Break(name string) int {
@@ -286,13 +307,20 @@ func (t *ref) Break(name string) int {
 	}
 	granted := t.serve(n)
 	t.forgetIfIdle(name)
-	t.unlockAndTell(nil)
-	if t.bug != "break" {
-		for _, h := range broken {
-			h.owner.n.Lost(h, table.ErrBroken)
+	t.mu.Unlock()
+	tell := func() {
+		if t.bug != "break" {
+			for _, h := range broken {
+				h.owner.n.Lost(h, table.ErrBroken)
+			}
 		}
+		t.tell(granted)
 	}
-	t.tell(granted)
+	if t.bug == "tell-later" {
+		go tell()
+	} else {
+		tell()
+	}
 	return len(broken)
 }
 
@@ -354,7 +382,9 @@ func (t *ref) List(name string, cur table.Cursor, max int, li *table.LockInfo) (
 			list = n.queue
 		}
 		i = slices.Index(list, cur.Last.(*refHolder))
-		if i < 0 {
+		if i < 0 && t.bug == "list-stale" {
+			i = -1 // goes on from the start of the list
+		} else if i < 0 {
 			return cur, false
 		}
 		i++
