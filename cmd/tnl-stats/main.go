@@ -14,6 +14,7 @@ import (
 
 	"github.com/tnl-lock/tnl/cmd/internal/cli"
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/security"
 	"github.com/tnl-lock/tnl/cmd/internal/stats"
 	"github.com/tnl-lock/tnl/lib/client"
 )
@@ -113,7 +114,7 @@ func parseBreak(g grammar, cfg *stats.Config, getenv func(string) string) error 
 		return cli.Usage(errors.New("--break needs the operator's secret"),
 			"give --admin-token-file FILE or set TNL_ADMIN_TOKEN_FILE: the file tnl-server was started with")
 	}
-	admin, err := cli.ReadSecret(path, from)
+	admin, err := security.ReadSecret(path, from)
 	if err != nil {
 		return err
 	}

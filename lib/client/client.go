@@ -899,14 +899,6 @@ func (c *Client) Stats(ctx context.Context) (map[string]int64, error) {
 	return m, nil
 }
 
-// LockInfo and Holder are protocol.LockInfo and protocol.Party, the one
-// holders schema, under the names this package gave them before; new code
-// names protocol's.
-type (
-	LockInfo = protocol.LockInfo
-	Holder   = protocol.Party
-)
-
 // Holders returns who holds and who waits for the given names, or for every
 // name when none is given, in the schema of the server's holders answer
 // (protocol.Holders). Names nobody holds or waits for are left out. The

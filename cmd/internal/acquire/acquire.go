@@ -20,6 +20,7 @@ import (
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
 	"github.com/tnl-lock/tnl/cmd/internal/security"
 	"github.com/tnl-lock/tnl/lib/client"
+	"github.com/tnl-lock/tnl/lib/protocol"
 )
 
 // Request is one ask for a lock as tnl's commands make it, so that tnl-lock
@@ -159,7 +160,7 @@ func (r *Request) heldBy(ctx context.Context, c *client.Client) string {
 
 // DescribeHolders says who holds a lock and since when, in one phrase:
 // "alice@build1 (pid 4242 on build1) since 10:42:01 (3m12s ago), 2 waiting".
-func DescribeHolders(li client.LockInfo, now time.Time) string {
+func DescribeHolders(li protocol.LockInfo, now time.Time) string {
 	if len(li.Holders) == 0 {
 		if len(li.Waiters) > 0 {
 			return fmt.Sprintf("nobody (%d waiting)", len(li.Waiters))
@@ -178,7 +179,7 @@ func DescribeHolders(li client.LockInfo, now time.Time) string {
 }
 
 // DescribeParty names a holder or waiter: "alice@build1 (pid 4242 on build1)".
-func DescribeParty(h client.Holder) string {
+func DescribeParty(h protocol.Party) string {
 	var extra []string
 	if h.PID > 0 {
 		extra = append(extra, fmt.Sprintf("pid %d", h.PID))
@@ -230,4 +231,14 @@ func (r *Request) printf(format string, args ...any) {
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && isatty(f)
+}
+
+// LossWhy is what happened to a lost lock, for the commands' "lock NAME
+// lost: WHY" line: the client's LostError says it without the "lock lost"
+// every loss starts with; another error says it in its own words.
+func LossWhy(err error) string {
+	if le, ok := errors.AsType[*client.LostError](err); ok {
+		return le.Why
+	}
+	return fmt.Sprint(err)
 }

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -141,7 +140,7 @@ func keep(c Config, lock *client.Lock, sigs chan os.Signal, eof <-chan struct{})
 	if err := lock.Release(); err != nil {
 		// The lock went away while we were letting it go: it is released
 		// either way, but it was not held to the end.
-		why := strings.TrimPrefix(err.Error(), client.ErrLost.Error()+": ")
+		why := acquire.LossWhy(err)
 		return exitcode.New(exitcode.Lost, "lock %s lost: %s", req.Name, why)
 	}
 	if req.Verbose {
@@ -154,7 +153,7 @@ func keep(c Config, lock *client.Lock, sigs chan os.Signal, eof <-chan struct{})
 // --lost-deadline a "lost" line at once and the exit at the deadline.
 func lost(c Config, lock *client.Lock, sigs chan os.Signal, eof <-chan struct{}) error {
 	req := &c.Request
-	why := strings.TrimPrefix(fmt.Sprint(lock.Err()), client.ErrLost.Error()+": ")
+	why := acquire.LossWhy(lock.Err())
 	if !c.LostDeadline {
 		return exitcode.New(exitcode.Lost, "lock %s lost: %s", req.Name, why)
 	}

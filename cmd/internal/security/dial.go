@@ -1,6 +1,7 @@
 package security
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -22,11 +23,11 @@ func DialError(o client.Options, err error) error {
 		// "server refused the session: server refused: ..." says "refused"
 		// twice; the message alone is enough.
 		err = fmt.Errorf("server %s refused the session: %s", addr, se.Msg)
-		switch se.Msg {
-		case "authentication required":
+		switch {
+		case errors.Is(se, client.ErrAuthRequired):
 			return &exitcode.Error{Code: exitcode.Unreachable, Err: err,
 				Hint: "the server wants its shared secret: give --auth-token-file FILE or set TNL_AUTH_TOKEN_FILE"}
-		case "authentication failed":
+		case errors.Is(se, client.ErrAuthFailed):
 			return &exitcode.Error{Code: exitcode.Unreachable, Err: err,
 				Hint: "the secret in --auth-token-file (or $TNL_AUTH_TOKEN_FILE) is not the server's"}
 		}
@@ -51,13 +52,15 @@ func tlsHint(o client.Options, err error) string {
 	case errors.As(err, &hn):
 		return "the server's certificate is not for this address: use --server with a name the certificate lists"
 	case strings.Contains(msg, "tls: certificate required"):
+		// A remote alert reaches us as crypto/tls's unexported alert type
+		// (tls.AlertError is only for QUIC), so its words are all there is.
 		return "the server wants a client certificate: give --tls-cert FILE and --tls-key FILE"
 	case o.TLS != nil && len(o.TLS.Certificates) == 0 &&
 		(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)):
 		// TLS 1.3 tells a refused client of its missing certificate only
 		// after the handshake, and the alert may be lost to a reset.
 		return "if the server wants a client certificate, give --tls-cert FILE and --tls-key FILE"
-	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+	case errors.As(err, new(tls.RecordHeaderError)):
 		return "the server does not speak TLS: leave out --tls, --tls-ca, --tls-cert and --tls-key"
 	}
 	return ""

@@ -295,7 +295,7 @@ func readSecret(path, flag string, log *slog.Logger) (string, error) {
 func listenAddr(listen string, portFlag *int) (string, error) {
 	host, p, err := net.SplitHostPort(listen)
 	if err != nil {
-		if strings.Contains(err.Error(), "missing port") {
+		if ae, ok := errors.AsType[*net.AddrError](err); ok && ae.Err == "missing port in address" {
 			host, p, err = strings.Trim(listen, "[]"), strconv.Itoa(protocol.DefaultPort), nil
 		} else {
 			return "", fmt.Errorf("invalid --listen %q: %w", listen, err)

@@ -17,8 +17,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tnl-lock/tnl/cmd/internal/cli"
+	"github.com/tnl-lock/tnl/cmd/internal/acquire"
 	"github.com/tnl-lock/tnl/cmd/internal/exitcode"
+	"github.com/tnl-lock/tnl/cmd/internal/security"
 	"github.com/tnl-lock/tnl/lib/client"
 	"github.com/tnl-lock/tnl/lib/protocol"
 )
@@ -87,7 +88,7 @@ func read(ctx context.Context, c Config) (Output, error) {
 	addr := c.Dial.Addr
 	cl, err := client.Dial(ctx, c.Dial)
 	if err != nil {
-		return Output{}, cli.DialError(c.Dial, err)
+		return Output{}, security.DialError(c.Dial, err)
 	}
 	defer cl.Close()
 	infos, trunc, err := cl.Holders(ctx, c.Names...)
@@ -156,7 +157,7 @@ func breakLock(ctx context.Context, c Config, stdout io.Writer) error {
 		}
 		return &exitcode.Error{Code: exitcode.Unreachable, Err: err}
 	}
-	return cli.DialError(c.Dial, err)
+	return security.DialError(c.Dial, err)
 }
 
 // printTable writes one row per holder and per waiter, then the counters:
@@ -227,5 +228,5 @@ func row(tw io.Writer, name, mode, state string, h protocol.Party, now time.Time
 	if h.PID > 0 {
 		pid = strconv.Itoa(h.PID)
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, mode, state, client, host, pid, cli.Since(h.Since, now), token)
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, mode, state, client, host, pid, acquire.Since(h.Since, now), token)
 }

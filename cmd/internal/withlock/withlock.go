@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -171,9 +170,7 @@ func release(req *acquire.Request, lock *client.Lock) {
 }
 
 // why is the lock's loss without the "lock lost: " every message has.
-func why(lock *client.Lock) string {
-	return strings.TrimPrefix(fmt.Sprint(lock.Err()), client.ErrLost.Error()+": ")
-}
+func why(lock *client.Lock) string { return acquire.LossWhy(lock.Err()) }
 
 func fileOr(w any, def *os.File) *os.File {
 	if f, ok := w.(*os.File); ok {
