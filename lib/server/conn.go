@@ -137,7 +137,7 @@ func (c *conn) takeEvents() (granted, broken []table.Holder) {
 // pendingEvents is checked on every turn of the loop: an atomic, not c.mu.
 func (c *conn) pendingEvents() bool { return c.nev.Load() > 0 }
 
-var errLineTooLong = errors.New("line too long")
+var errLineTooLong = errors.New(protocol.ReasonLineTooLong)
 
 func (c *conn) serve() {
 	now := time.Now()
@@ -246,7 +246,7 @@ func (c *conn) turn(haveRead bool) int {
 		line, ok, err := c.nextLine()
 		if err != nil {
 			s.rlog.Warn("request refused: line too long", "remote", c.info.Addr, "max", s.cfg.MaxLineLength)
-			c.reply(protocol.KindErr, "", 0, "line too long")
+			c.reply(protocol.KindErr, "", 0, protocol.ReasonLineTooLong)
 			c.state = stDone
 			break
 		}

@@ -26,3 +26,20 @@ func TestModes(t *testing.T) {
 		}
 	}
 }
+
+// TestReasons: the table's refusals go on the wire in their own words
+// (err,WHY), so those words are the protocol's reasons, which clients match
+// with errors.Is.
+func TestReasons(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{table.ErrLimitMismatch, protocol.ReasonLimitMismatch},
+		{table.ErrQueueFull, protocol.ReasonQueueFull},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("table says %q, the protocol's reason is %q", got, tc.want)
+		}
+	}
+}

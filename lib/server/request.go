@@ -119,7 +119,7 @@ func (c *conn) handleLock(req protocol.Request, perr error) {
 		if !session {
 			s.rlog.Info("request refused: invalid lock name", "remote", c.info.Addr)
 		}
-		c.reply(protocol.KindErr, "", 0, "invalid lock name")
+		c.reply(protocol.KindErr, "", 0, protocol.ReasonInvalidName)
 		c.endUnlessSession()
 		return
 	}
@@ -229,9 +229,11 @@ func (c *conn) replyPing(ext bool) {
 	c.out = protocol.AppendPong(c.out, why)
 }
 
+// checkModes applies the limit rule to what the parser cannot see key by
+// key: a shared lock asked for with a limit.
 func checkModes(req protocol.Request) string {
-	if req.Mode == protocol.Shared && req.Limit > 1 {
-		return "invalid limit: a shared lock has no limit"
+	if errors.Is(protocol.CheckLimit(req.Mode, req.Limit), protocol.ErrSharedLimit) {
+		return "invalid limit: " + protocol.ErrSharedLimit.Error()
 	}
 	return ""
 }
@@ -277,12 +279,12 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		c.handleLock(req, perr)
 	case protocol.ActRelease:
 		if !protocol.ValidName(req.Name) {
-			c.reply(protocol.KindErr, "", 0, "invalid lock name")
+			c.reply(protocol.KindErr, "", 0, protocol.ReasonInvalidName)
 			return
 		}
 		h := s.table.Find(c.owner, req.Name)
 		if h == nil {
-			c.reply(protocol.KindErr, req.Name, 0, "not held")
+			c.reply(protocol.KindErr, req.Name, 0, protocol.ReasonNotHeld)
 			return
 		}
 		// Held, or waiting: then Release withdraws it. A wait granted a
@@ -322,9 +324,9 @@ func (c *conn) authorized(req protocol.Request) bool {
 	if tokenOK(req.Auth, cfg.AuthToken) || (cfg.AdminToken != "" && tokenOK(req.Auth, cfg.AdminToken)) {
 		return true
 	}
-	msg := "authentication required"
+	msg := protocol.ReasonAuthRequired
 	if req.Auth != "" {
-		msg = "authentication failed"
+		msg = protocol.ReasonAuthFailed
 	}
 	c.srv.rlog.Warn("request refused: "+msg, "remote", c.info.Addr, "action", req.Action.String())
 	c.reply(protocol.KindErr, "", 0, msg)
@@ -342,16 +344,16 @@ func (c *conn) handleBreak(req protocol.Request) {
 	s := c.srv
 	if s.cfg.AdminToken == "" || !tokenOK(req.Auth, s.cfg.AdminToken) {
 		s.rlog.Warn("refused .break: admin token required", "remote", c.info.Addr)
-		c.reply(protocol.KindErr, "", 0, "admin token required")
+		c.reply(protocol.KindErr, "", 0, protocol.ReasonAdminRequired)
 		return
 	}
 	if !protocol.ValidName(req.Name) {
-		c.reply(protocol.KindErr, "", 0, "invalid lock name")
+		c.reply(protocol.KindErr, "", 0, protocol.ReasonInvalidName)
 		return
 	}
 	n := s.table.Break(req.Name)
 	if n == 0 {
-		c.reply(protocol.KindErr, req.Name, 0, "not held")
+		c.reply(protocol.KindErr, req.Name, 0, protocol.ReasonNotHeld)
 		return
 	}
 	s.log.Warn("lock broken by an operator", "name", req.Name, "holders", n, "remote", c.info.Addr)
@@ -365,7 +367,7 @@ func (c *conn) expire(now time.Time) {
 	case stFirst:
 		if !now.Before(c.firstBy) {
 			s.rlog.Info("connection closed: no request in time", "remote", c.info.Addr, "timeout", s.cfg.FirstLineTimeout)
-			c.reply(protocol.KindErr, "", 0, "timeout waiting for request")
+			c.reply(protocol.KindErr, "", 0, protocol.ReasonFirstLineSlow)
 			c.state = stDone
 		}
 	case stWaiting:
