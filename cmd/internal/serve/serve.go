@@ -26,6 +26,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tnl-lock/tnl/cmd/internal/cli"
 	"github.com/tnl-lock/tnl/cmd/internal/security"
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
@@ -38,9 +39,9 @@ type Flags struct {
 	Listen           string           `help:"Address to listen on: HOST:PORT, or HOST with --port." env:"TNL_LISTEN" default:"${default_listen}" placeholder:"ADDR"`
 	Port             *int             `help:"Port to listen on (overrides the port of --listen; 0 picks a free one)." placeholder:"N"`
 	StateDir         string           `help:"Directory for durable state (fencing tokens); without it tokens restart from 1." env:"TNL_STATE_DIR" placeholder:"DIR"`
-	DeadPeerTimeout  time.Duration    `help:"Release the locks of a client that vanished (no FIN, no RST) within this time." default:"30s"`
-	RestartGrace     *time.Duration   `help:"Grant nothing for this long after starting: when given, at every start; by default (the --dead-peer-timeout) only after a restart over earlier --state-dir state; 0: never." placeholder:"DURATION"`
-	FirstLineTimeout time.Duration    `help:"Close a connection that sends no complete request within this time." default:"10s"`
+	DeadPeerTimeout  cli.Duration     `help:"Release the locks of a client that vanished (no FIN, no RST) within this time." default:"30s"`
+	RestartGrace     *cli.Duration    `help:"Grant nothing for this long after starting: when given, at every start; by default (the --dead-peer-timeout) only after a restart over earlier --state-dir state; 0: never." placeholder:"DURATION"`
+	FirstLineTimeout cli.Duration     `help:"Close a connection that sends no complete request within this time." default:"10s"`
 	MaxLineLength    int              `help:"Longest request line accepted, in bytes." default:"4096"`
 	MaxConns         int              `help:"Refuse connections beyond this many (0: no cap)." default:"0"`
 	MaxWaiters       int              `help:"Refuse waiters beyond this many per lock name (0: no cap)." default:"10000"`
@@ -103,8 +104,8 @@ func Run(c *Flags, version string, stderr io.Writer) error {
 	}
 	defer stopHoldOff()
 	srv := server.New(table, server.Config{
-		DeadPeerTimeout:  c.DeadPeerTimeout,
-		FirstLineTimeout: c.FirstLineTimeout,
+		DeadPeerTimeout:  time.Duration(c.DeadPeerTimeout),
+		FirstLineTimeout: time.Duration(c.FirstLineTimeout),
 		MaxLineLength:    c.MaxLineLength,
 		MaxConns:         c.MaxConns,
 		MaxAnswerBytes:   c.MaxAnswerBytes,
@@ -115,7 +116,7 @@ func Run(c *Flags, version string, stderr io.Writer) error {
 		OnShutdown:       stop,
 		Logger:           log,
 	})
-	l, err := server.Listen(ctx, addr, c.DeadPeerTimeout)
+	l, err := server.Listen(ctx, addr, time.Duration(c.DeadPeerTimeout))
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", addr, unwrapOp(err))
 	}
@@ -123,7 +124,7 @@ func Run(c *Flags, version string, stderr io.Writer) error {
 		l = tls.NewListener(l, tlsConfig)
 	}
 	logFileLimit(log)
-	log.Info("listening", "addr", l.Addr().String(), "version", version, "dead_peer_timeout", c.DeadPeerTimeout,
+	log.Info("listening", "addr", l.Addr().String(), "version", version, "dead_peer_timeout", time.Duration(c.DeadPeerTimeout),
 		"tls", tlsConfig != nil, "auth", auth != "")
 	return serveUntilDone(ctx, srv, l, log)
 }
@@ -205,9 +206,9 @@ func loadSecurity(c *Flags, log *slog.Logger) (auth, admin string, tlsConfig *tl
 // newTable makes the lock table, granting nothing for the restart grace
 // when there is one; stop cancels the grace's timer.
 func newTable(c *Flags, tokens lockd.TokenSource, restarted bool, log *slog.Logger) (table *lockd.Table, stop func(), err error) {
-	grace := c.DeadPeerTimeout
+	grace := time.Duration(c.DeadPeerTimeout)
 	if c.RestartGrace != nil {
-		grace = *c.RestartGrace
+		grace = time.Duration(*c.RestartGrace)
 	}
 	if grace < 0 {
 		return nil, nil, &exitError{2, errors.New("invalid --restart-grace: must be >= 0")}
