@@ -77,11 +77,7 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 	if err != nil {
 		return cli.Usage(err, "")
 	}
-	addr, err := c.Addr()
-	if err != nil {
-		return err
-	}
-	dial, err := c.DialOptions(addr)
+	dial, err := c.DialOptions()
 	if err != nil {
 		return err
 	}
@@ -98,7 +94,7 @@ func do(args []string, stdout, rawStderr, stderr io.Writer) error {
 			Talk:      c.IsVerbose() || acquire.IsTerminal(rawStderr),
 			Stderr:    stderr,
 		},
-		Addr:          addr,
+		Addr:          dial.Addr,
 		Argv:          argv,
 		OnLost:        onLost,
 		KillAfter:     time.Duration(c.KillAfter),

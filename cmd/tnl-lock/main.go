@@ -65,11 +65,7 @@ func lock(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := client.ValidName(c.Name); err != nil {
 		return cli.Usage(err, "")
 	}
-	addr, err := c.Addr()
-	if err != nil {
-		return err
-	}
-	dial, err := c.DialOptions(addr)
+	dial, err := c.DialOptions()
 	if err != nil {
 		return err
 	}

@@ -129,10 +129,14 @@ type Client struct {
 	KeepAliveSecs int  `name:"keep-alive-secs" group:"tcpnetlock" placeholder:"SECONDS" help:"Accepted for tcpnetlock and ignored."`
 }
 
-// DialOptions returns what client.Dial needs to reach the server at addr as
-// this client: the client id, the shared secret and TLS, from the flags and
-// the process environment.
-func (c *Client) DialOptions(addr string) (client.Options, error) {
+// DialOptions returns what client.Dial needs to reach the server as this
+// client: the server's address, the client id, the shared secret and TLS,
+// from the flags and the process environment.
+func (c *Client) DialOptions() (client.Options, error) {
+	addr, err := c.Addr()
+	if err != nil {
+		return client.Options{}, err
+	}
 	token, tlsConfig, err := c.Security.Load(os.Getenv)
 	if err != nil {
 		return client.Options{}, err
