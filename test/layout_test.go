@@ -38,7 +38,7 @@ var mayImport = map[string][]string{
 	"cmd/internal/hold":      {"cmd/internal/acquire", "cmd/internal/exitcode", "cmd/internal/supervise", "lib/client"},
 	"cmd/internal/withlock":  {"cmd/internal/acquire", "cmd/internal/exitcode", "cmd/internal/supervise", "lib/client"},
 	"cmd/internal/stats":     {"cmd/internal/acquire", "cmd/internal/exitcode", "cmd/internal/security", "lib/client", "lib/protocol"},
-	"cmd/internal/serve":     {"cmd/internal/security", "lib/lockd", "lib/protocol", "lib/server"},
+	"cmd/internal/serve":     {"cmd/internal/cli", "cmd/internal/security", "lib/lockd", "lib/protocol", "lib/server"},
 }
 
 // clientCommands must not link the server's code (nor, later, its
