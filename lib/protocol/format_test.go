@@ -80,6 +80,10 @@ var appendReqCases = []struct {
 	{Request{Action: ActReleaseLease, Lease: testLease}, ".release,lease:" + testLease + "\n"},
 	{Request{Action: ActIsHeld, Lease: testLease}, ".is-held,lease:" + testLease + "\n"},
 	{Request{Action: ActIsHeld, Lease: testLease, ClientID: "me", PID: 9}, ".is-held,lease:" + testLease + ",client-id:me,pid:9\n"},
+	// Ext with only lease keys: they make the line an extension one already.
+	{Request{Action: ActRenew, Lease: testLease, Ext: true}, ".renew,lease:" + testLease + "\n"},
+	{Request{Action: ActLock, Name: "x", TTL: time.Minute, Ext: true}, "lock,name:x,ttl:60\n"},
+	{Request{Action: ActLock, Name: "x", MaxHold: time.Minute, Ext: true}, "lock,name:x,max-hold:60\n"},
 	{Request{Action: ActRenew}, ".renew\n"},
 	{Request{Action: ActReleaseLease, Ext: true}, ".release,mode:exclusive\n"},
 
