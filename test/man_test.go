@@ -295,7 +295,7 @@ func TestManProtocolCoverage(t *testing.T) {
 			t.Errorf("answer %s is not described (no **%s...**)", k, k)
 		}
 	}
-	for _, key := range []string{"name", "client-id", "wait", "mode", "limit", "pid", "host", "auth"} {
+	for _, key := range []string{"name", "client-id", "wait", "mode", "limit", "pid", "host", "auth", "ttl", "max-hold", "lease"} {
 		if !strings.Contains(src, "**"+key+":") {
 			t.Errorf("key %s: is not described (no **%s:...**)", key, key)
 		}

@@ -42,6 +42,8 @@
 //	limit:N        semaphore: up to N exclusive holders (1..1000000); holders and
 //	               waiters of one name must agree on N
 //	pid:N, host:H  who is asking, shown by .holders and tnl-stats
+//	ttl:SECONDS    take a lease instead (see Leases below)
+//	max-hold:SECONDS  cap the hold (see Leases below)
 //
 // An extension lock on a fresh connection answers
 //
@@ -86,7 +88,43 @@
 //
 // The server may send one line unprompted in a session:
 //
-//	lost,name:N       an operator broke the lock (.break); it is no longer held
+//	lost,name:N           an operator broke the lock (.break); it is no longer held
+//	lost,name:N,why:TEXT  the server took it away: "maximum hold of S reached"
+//
+// TEXT is for people: free text without a comma or a line break
+// (AppendLost writes a comma ';' and a control character ' ').
+//
+// # Leases and maximum hold
+//
+// A lease is a lock held by a secret id, not by a connection: it ends when
+// it is released or when its TTL runs out, and any connection that has the
+// id may renew, release or check it. Durations are written as wait's
+// (seconds, "7200", "1.5", or "2h"), MinTTL to MaxTTL (1ms to 366 days), no
+// "inf" ("err,invalid ttl: ...").
+//
+//	lock,name:N,ttl:S[,wait:..][,mode:..][,limit:..][,max-hold:S]
+//	                  -> ok,token:T,lease:ID,ttl:S (close: the lease is bound
+//	                     to no connection) | not-granted | timeout | err,MESSAGE
+//	                     in a session: ok,name:N,token:T,lease:ID,ttl:S
+//	.renew,lease:ID[,ttl:S]  -> renewed,name:N,token:T,ttl:S
+//	.release,lease:ID        -> released,name:N
+//	.is-held,lease:ID        -> held,name:N,token:T,ttl:S
+//
+// An unknown, expired or released id is answered "err,no such lease"
+// (ReasonNoLease); a lease value that is not 32 lowercase hex digits
+// "err,invalid lease: ...". ID is made by the server (NewLeaseID) and sent
+// once, in the grant; the server keeps only its LeaseKey, and shows only its
+// LeaseFingerprint. The ttl of an answer is what remains, to the
+// millisecond (AppendLease); without ttl:, .renew gives the lease its
+// granted TTL again. On a plain connection the server closes after each of
+// these answers; in a session it goes on.
+//
+// max-hold:S on any extension lock request caps the hold at its grant + S
+// (or the server's own cap, the smaller); for a lease, renewing never moves
+// its end past it. A session is told "lost,name:N,why:maximum hold of S
+// reached"; another connection is closed. In a holders answer a party shows
+// when the server will take it away ("expires") and a lease's fingerprint
+// ("lease"), never its id.
 //
 // # Authentication and operators
 //

@@ -63,6 +63,30 @@ var appendReqCases = []struct {
 	{Request{Action: ActLock, Name: "a,b\nc\td"}, "lock,name:a?b?c\td\n"},
 	{Request{Action: ActLock, Name: "x", ClientID: "é ü"}, "lock,name:x,client-id:é ü\n"},
 
+	// Leases and maximum hold: every form the client sends.
+	{Request{Action: ActLock, Name: "x", HasName: true, TTL: 2 * time.Hour}, "lock,name:x,ttl:7200\n"},
+	{Request{Action: ActLock, Name: "x", HasName: true, TTL: 1500 * time.Millisecond, Wait: 5 * time.Second}, "lock,name:x,ttl:1.5,wait:5\n"},
+	{Request{Action: ActLock, Name: "x", HasName: true, TTL: time.Millisecond}, "lock,name:x,ttl:0.001\n"},
+	{Request{Action: ActLock, Name: "x", HasName: true, TTL: MaxTTL}, "lock,name:x,ttl:31622400\n"},
+	{Request{Action: ActLock, Name: "x", HasName: true, TTL: time.Second + 7}, "lock,name:x,ttl:1.000000007\n"},
+	{Request{Action: ActLock, Name: "x", HasName: true, MaxHold: 30 * time.Second}, "lock,name:x,max-hold:30\n"},
+	{Request{Action: ActLock, Name: "job", HasName: true, ClientID: "ci@b1", Host: "b1", PID: 42, TTL: 2 * time.Hour,
+		Wait: time.Minute, Mode: Shared, MaxHold: 24 * time.Hour, Auth: "tok"},
+		"lock,name:job,client-id:ci@b1,host:b1,pid:42,ttl:7200,wait:60,mode:shared,max-hold:86400,auth:tok\n"},
+	{Request{Action: ActLock, Name: "job", HasName: true, TTL: time.Hour, Limit: 3}, "lock,name:job,ttl:3600,limit:3\n"},
+	{Request{Action: ActRenew, Lease: testLease}, ".renew,lease:" + testLease + "\n"},
+	{Request{Action: ActRenew, Lease: testLease, TTL: time.Hour}, ".renew,lease:" + testLease + ",ttl:3600\n"},
+	{Request{Action: ActRenew, Lease: testLease, TTL: 90 * time.Second, Auth: "tok"}, ".renew,lease:" + testLease + ",ttl:90,auth:tok\n"},
+	{Request{Action: ActReleaseLease, Lease: testLease}, ".release,lease:" + testLease + "\n"},
+	{Request{Action: ActIsHeld, Lease: testLease}, ".is-held,lease:" + testLease + "\n"},
+	{Request{Action: ActIsHeld, Lease: testLease, ClientID: "me", PID: 9}, ".is-held,lease:" + testLease + ",client-id:me,pid:9\n"},
+	// Ext with only lease keys: they make the line an extension one already.
+	{Request{Action: ActRenew, Lease: testLease, Ext: true}, ".renew,lease:" + testLease + "\n"},
+	{Request{Action: ActLock, Name: "x", TTL: time.Minute, Ext: true}, "lock,name:x,ttl:60\n"},
+	{Request{Action: ActLock, Name: "x", MaxHold: time.Minute, Ext: true}, "lock,name:x,max-hold:60\n"},
+	{Request{Action: ActRenew}, ".renew\n"},
+	{Request{Action: ActReleaseLease, Ext: true}, ".release,mode:exclusive\n"},
+
 	// No word for an unknown action: the line is malformed, as it must be.
 	{Request{Action: ActUnknown, Name: "x"}, ",name:x\n"},
 }
@@ -119,12 +143,14 @@ func TestAppendRequestAllocs(t *testing.T) {
 // parser does, the name's presence and Ext as the keys written say.
 func formatted(r Request) Request {
 	trim := func(s string) string { return strings.TrimFunc(s, unicode.IsSpace) }
-	r.Ext = r.Ext || r.Host != "" || r.PID != 0 || r.Wait != 0 || r.Mode == Shared || r.Limit != 0
+	r.Ext = r.Ext || r.Host != "" || r.PID != 0 || r.Wait != 0 || r.Mode == Shared || r.Limit != 0 ||
+		r.TTL != 0 || r.MaxHold != 0 || r.Lease != ""
 	r.HasName = r.HasName || r.Name != ""
 	r.Name = trim(string(appendName(nil, r.Name)))
 	r.ClientID = clip([]byte(trim(string(appendInfo(nil, r.ClientID)))))
 	r.Host = clip([]byte(trim(string(appendInfo(nil, r.Host)))))
 	r.Auth = trim(string(appendInfo(nil, r.Auth)))
+	r.Lease = trim(string(appendInfo(nil, r.Lease)))
 	return r
 }
 
@@ -138,19 +164,24 @@ func formatted(r Request) Request {
 func FuzzRequestRoundTrip(f *testing.F) {
 	for _, tc := range appendReqCases {
 		r := tc.req
-		f.Add([]byte(tc.want), uint8(r.Action), r.Name, r.ClientID, r.Host, r.PID, int64(r.Wait), r.Mode == Shared, r.Limit, r.Auth, r.Ext)
+		f.Add([]byte(tc.want), uint8(r.Action), r.Name, r.ClientID, r.Host, r.PID, int64(r.Wait), r.Mode == Shared, r.Limit, r.Auth, r.Ext,
+			int64(r.TTL), int64(r.MaxHold), r.Lease)
 	}
 	for _, tc := range reqCases {
-		f.Add([]byte(tc.line), uint8(ActLock), "x", "", "", 0, int64(0), false, 0, "", false)
+		f.Add([]byte(tc.line), uint8(ActLock), "x", "", "", 0, int64(0), false, 0, "", false, int64(0), int64(0), "")
 	}
-	f.Fuzz(func(t *testing.T, line []byte, act uint8, name, cid, host string, pid int, wait int64, shared bool, limit int, auth string, ext bool) {
+	f.Fuzz(func(t *testing.T, line []byte, act uint8, name, cid, host string, pid int, wait int64, shared bool, limit int, auth string, ext bool,
+		ttl, maxHold int64, lease string) {
 		// Format, then parse: any request with values in range.
-		r := Request{Action: Action(act), Name: name, ClientID: cid, Host: host, PID: pid, Wait: time.Duration(wait), Limit: limit, Auth: auth, Ext: ext}
+		r := Request{Action: Action(act), Name: name, ClientID: cid, Host: host, PID: pid, Wait: time.Duration(wait), Limit: limit, Auth: auth, Ext: ext,
+			TTL: time.Duration(ttl), MaxHold: time.Duration(maxHold), Lease: lease}
 		if shared {
 			r.Mode = Shared
 		}
+		span := func(d time.Duration) bool { return d == 0 || d >= MinTTL && d <= MaxTTL }
 		if r.Action != ActUnknown && r.Action.String() != "" && pid >= 0 && pid <= 1<<31-1 &&
-			(wait >= 0 && r.Wait <= MaxWait || r.Wait == WaitForever) && limit >= 0 && limit <= MaxLimit {
+			(wait >= 0 && r.Wait <= MaxWait || r.Wait == WaitForever) && limit >= 0 && limit <= MaxLimit &&
+			span(r.TTL) && span(r.MaxHold) && (lease == "" || ValidLeaseID(lease)) {
 			out := AppendRequest(nil, r)
 			if bytes.IndexByte(out, '\n') != len(out)-1 {
 				t.Fatalf("AppendRequest(%+v) = %q: not one line", r, out)
@@ -159,6 +190,7 @@ func FuzzRequestRoundTrip(f *testing.F) {
 			if r.Wait > exactWaitBound && r.Wait != WaitForever && near(got.Wait, r.Wait) {
 				got.Wait = r.Wait // long waits come back within a microsecond
 			}
+			fixLong(&got, r)
 			if want := formatted(r); err != nil || got != want {
 				t.Fatalf("ParseRequest(AppendRequest(%+v) = %q)\n = %+v, %v\nwant %+v", r, out, got, err, want)
 			}
@@ -174,11 +206,12 @@ func FuzzRequestRoundTrip(f *testing.F) {
 		if r1.Wait > exactWaitBound && r1.Wait != WaitForever && near(r2.Wait, r1.Wait) {
 			r2.Wait = r1.Wait
 		}
+		fixLong(&r2, r1)
 		if want := formatted(r1); err != nil || r2 != want {
 			t.Fatalf("ParseRequest(%q) = %+v\nformatted %q parses to %+v, %v\nwant %+v", line, r1, canon, r2, err, want)
 		}
 		// Formatting what a canonical line parses to gives that line again.
-		if r2.Wait <= exactWaitBound || r2.Wait == WaitForever {
+		if (r2.Wait <= exactWaitBound || r2.Wait == WaitForever) && r2.TTL <= exactWaitBound && r2.MaxHold <= exactWaitBound {
 			fixed := AppendRequest(nil, r2)
 			r3, err := ParseRequest(fixed)
 			if again := AppendRequest(nil, r3); err != nil || !bytes.Equal(again, fixed) {
@@ -186,6 +219,17 @@ func FuzzRequestRoundTrip(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fixLong sets got's ttl and max-hold to want's when they are long (over
+// 48 days, past float64's nanoseconds) and came back within a microsecond.
+func fixLong(got *Request, want Request) {
+	if want.TTL > exactWaitBound && near(got.TTL, want.TTL) {
+		got.TTL = want.TTL
+	}
+	if want.MaxHold > exactWaitBound && near(got.MaxHold, want.MaxHold) {
+		got.MaxHold = want.MaxHold
+	}
 }
 
 // near: a long wait comes back within a microsecond.

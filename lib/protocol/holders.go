@@ -31,15 +31,22 @@ type LockInfo struct {
 
 // Party is a holder or a waiter of a name: who it says it is (client id,
 // host, pid, all as sent with the request, clipped), where the server sees
-// it, and since when.
+// it, since when, and until when.
 type Party struct {
 	ClientID string    `json:"client_id"`
 	Host     string    `json:"host"`
 	PID      int       `json:"pid"`             // 0 when not sent
-	Addr     string    `json:"addr"`            // the client's address as the server sees it
+	Addr     string    `json:"addr"`            // the client's address as the server sees it; empty for a lease
 	Mode     string    `json:"mode"`            // "exclusive" or "shared"
 	Since    time.Time `json:"since"`           // granted, or queued for a waiter; UTC
 	Token    uint64    `json:"token,omitempty"` // a holder's fencing token; absent for waiters
+	// Expires is when the server will take the lock away (a lease's TTL
+	// or a maximum hold, the earlier), UTC; absent when nothing ends the
+	// hold but its holder.
+	Expires *time.Time `json:"expires,omitempty"`
+	// Lease is a lease's LeaseFingerprint (8 hex digits), never its id;
+	// absent for a holder bound to its connection.
+	Lease string `json:"lease,omitempty"`
 }
 
 // HoldersEncoder writes a holders answer line ("holders,{...}\n") piece by
@@ -208,6 +215,15 @@ func AppendParty(b []byte, p *Party) []byte {
 	if p.Token != 0 {
 		b = append(b, `,"token":`...)
 		b = strconv.AppendUint(b, p.Token, 10)
+	}
+	if p.Expires != nil {
+		b = append(b, `,"expires":"`...)
+		b = p.Expires.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if p.Lease != "" {
+		b = append(b, `,"lease":`...)
+		b = AppendJSONString(b, p.Lease)
 	}
 	return append(b, '}')
 }

@@ -81,6 +81,45 @@ func party(id string, tok uint64) protocol.Party {
 		Since: time.Date(2026, 11, 25, 9, 49, 48, 238534705, time.UTC), Token: tok}
 }
 
+// leaseParty is a lease's holder: no address, an expiry, a fingerprint.
+func leaseParty() protocol.Party {
+	p := party("ci@build-3", 4)
+	p.Addr = ""
+	exp := time.Date(2026, 11, 25, 11, 49, 48, 0, time.UTC)
+	p.Expires, p.Lease = &exp, protocol.LeaseFingerprint(protocol.LeaseKey("0123456789abcdef0123456789abcdef"))
+	return p
+}
+
+// capped is a connection-bound holder under a maximum hold.
+func capped() protocol.Party {
+	p := party("ops", 5)
+	exp := time.Date(2026, 11, 25, 9, 50, 18, 238534705, time.UTC)
+	p.Expires = &exp
+	return p
+}
+
+// TestPartyJSON pins the bytes of a party: one without an expiry or a lease
+// is written as before they were added, and the new keys come last.
+func TestPartyJSON(t *testing.T) {
+	const base = `{"client_id":"ci@build-3","host":"h\u003c\u0026\u003e\"\\","pid":42,"addr":"127.0.0.1:5000","mode":"exclusive","since":"2026-11-25T09:49:48.238534705Z"`
+	for _, tc := range []struct {
+		p    protocol.Party
+		want string
+	}{
+		{party("ci@build-3", 9), base + `,"token":9}`},
+		{party("ci@build-3", 0), base + `}`},
+		{leaseParty(), strings.Replace(base, `"127.0.0.1:5000"`, `""`, 1) + `,"token":4,"expires":"2026-11-25T11:49:48Z","lease":"` +
+			protocol.LeaseFingerprint(protocol.LeaseKey("0123456789abcdef0123456789abcdef")) + `"}`},
+	} {
+		if got := string(protocol.AppendParty(nil, &tc.p)); got != tc.want {
+			t.Errorf("AppendParty:\n got %s\nwant %s", got, tc.want)
+		}
+		if j, err := json.Marshal(tc.p); err != nil || string(j) != tc.want {
+			t.Errorf("json.Marshal:\n got %s, %v\nwant %s", j, err, tc.want)
+		}
+	}
+}
+
 // TestHoldersEncoderExact: with room enough, the streamed line is byte for
 // byte encoding/json's, for holders only, waiters only, both, none.
 func TestHoldersEncoderExact(t *testing.T) {
@@ -93,6 +132,8 @@ func TestHoldersEncoderExact(t *testing.T) {
 			{Name: "b", Mode: "shared", Limit: 1, Token: 5, Holders: []protocol.Party{party("s1", 4), party("s2", 5)}, Waiters: []protocol.Party{party("x", 0)}},
 			{Name: "c\u2028", Mode: "exclusive", Limit: 3, Token: 7, Holders: []protocol.Party{party("\xff\x01\t", 7)}, Waiters: []protocol.Party{}},
 		}},
+		{Locks: []protocol.LockInfo{{Name: "nightly", Mode: "exclusive", Limit: 1, Token: 4,
+			Holders: []protocol.Party{leaseParty(), capped()}, Waiters: []protocol.Party{party("w", 0)}}}},
 	}
 	for i, doc := range docs {
 		for _, tr := range []bool{false, true} {

@@ -16,31 +16,37 @@ type Action uint8
 // The actions tnl knows. ActUnknown is any other word: the server answers it
 // with "bad-action".
 const (
-	ActUnknown   Action = iota
-	ActLock             // lock
-	ActRelease          // release
-	ActKeepalive        // .keepalive
-	ActPing             // .ping
-	ActStats            // .stats
-	ActShutdown         // .server-shutdown (never honoured for a peer)
-	ActSession          // .session
-	ActHolders          // .holders
-	ActQuit             // .quit
-	ActBreak            // .break (operators: needs the admin token)
+	ActUnknown      Action = iota
+	ActLock                // lock
+	ActRelease             // release
+	ActKeepalive           // .keepalive
+	ActPing                // .ping
+	ActStats               // .stats
+	ActShutdown            // .server-shutdown (never honoured for a peer)
+	ActSession             // .session
+	ActHolders             // .holders
+	ActQuit                // .quit
+	ActBreak               // .break (operators: needs the admin token)
+	ActRenew               // .renew,lease:ID[,ttl:S]
+	ActReleaseLease        // .release,lease:ID (with a dot: legacy release is ActRelease)
+	ActIsHeld              // .is-held,lease:ID
 )
 
 var actionNames = [...]string{
-	ActUnknown:   "",
-	ActLock:      "lock",
-	ActRelease:   "release",
-	ActKeepalive: ".keepalive",
-	ActPing:      ".ping",
-	ActStats:     ".stats",
-	ActShutdown:  ".server-shutdown",
-	ActSession:   ".session",
-	ActHolders:   ".holders",
-	ActQuit:      ".quit",
-	ActBreak:     ".break",
+	ActUnknown:      "",
+	ActLock:         "lock",
+	ActRelease:      "release",
+	ActKeepalive:    ".keepalive",
+	ActPing:         ".ping",
+	ActStats:        ".stats",
+	ActShutdown:     ".server-shutdown",
+	ActSession:      ".session",
+	ActHolders:      ".holders",
+	ActQuit:         ".quit",
+	ActBreak:        ".break",
+	ActRenew:        ".renew",
+	ActReleaseLease: ".release",
+	ActIsHeld:       ".is-held",
 }
 
 // String returns the wire spelling of a.
@@ -82,6 +88,16 @@ const MaxLimit = 1000000
 // reads back exactly.
 const MaxWait = 1e9 * time.Second
 
+// MinTTL and MaxTTL bound a lease's TTL (ttl:) and a maximum hold
+// (max-hold:). Both are finite: a lease nobody renews must end, and "no
+// cap" is said by leaving max-hold out. 366 days lets a yearly job hold a
+// lease over a leap year; anything longer is taken for a typo. Below a
+// millisecond a lease would end before its answer arrives.
+const (
+	MinTTL = time.Millisecond
+	MaxTTL = 366 * 24 * time.Hour
+)
+
 // maxInfoLen bounds the informational strings (client id, host) kept per holder.
 const maxInfoLen = 255
 
@@ -100,6 +116,16 @@ type Request struct {
 	// Auth is the shared secret, when the server asks for one. Send it
 	// only over TLS or a trusted network.
 	Auth string
+	// TTL asks for a lease (ttl:) on a lock request, or a new TTL on
+	// ActRenew; 0 when not given. MinTTL..MaxTTL when given.
+	TTL time.Duration
+	// MaxHold caps how long the lock may be held from its grant
+	// (max-hold:); 0 when not given. MinTTL..MaxTTL when given.
+	MaxHold time.Duration
+	// Lease is the lease id of ActRenew, ActReleaseLease and ActIsHeld
+	// (lease:). When given it is valid (ValidLeaseID). It is a secret:
+	// never log it.
+	Lease string
 	// Ext is true when the request used any extension key. Only extension
 	// requests get extension answers (a fencing token, for instance); a request
 	// made only of legacy forms gets exactly tcpnetlock's answers.
@@ -163,6 +189,9 @@ const (
 	keyWait
 	keyMode
 	keyLimit
+	keyTTL
+	keyMaxHold
+	keyLease
 	numKeys
 )
 
@@ -214,6 +243,32 @@ func (r *Request) setKey(k, v []byte) (int, error) {
 		}
 		r.Limit = int(n)
 		return keyLimit, nil
+	case "ttl":
+		r.Ext = true
+		d, err := parseSpan(string(v))
+		if err != nil {
+			return keyTTL, &ValueError{"ttl", err.Error()}
+		}
+		r.TTL = d
+		return keyTTL, nil
+	case "max-hold":
+		r.Ext = true
+		d, err := parseSpan(string(v))
+		if err != nil {
+			return keyMaxHold, &ValueError{"max-hold", err.Error()}
+		}
+		r.MaxHold = d
+		return keyMaxHold, nil
+	case "lease":
+		r.Ext = true
+		// Checked here, so that no id the server could never have made
+		// reaches the lease table; the reason does not echo the secret.
+		if !ValidLeaseID(string(v)) {
+			r.Lease = ""
+			return keyLease, &ValueError{"lease", "want " + strconv.Itoa(2*leaseIDBytes) + " lowercase hex digits"}
+		}
+		r.Lease = string(v)
+		return keyLease, nil
 	}
 	return keyOther, nil
 }
@@ -236,6 +291,30 @@ func ParseWait(s string) (time.Duration, error) {
 		return 0, errors.New("too large (use inf)")
 	case err != nil:
 		return 0, errors.New("want seconds, a duration like 5m, or inf")
+	}
+	return d, nil
+}
+
+// parseSpan parses a ttl or max-hold value: a span as ParseDuration takes
+// it, MinTTL to MaxTTL. No "inf": a lease must end, and no cap is said by
+// leaving max-hold out.
+func parseSpan(s string) (time.Duration, error) {
+	switch s {
+	case "inf", "infinity", "forever":
+		return 0, errors.New("must be finite (at most 366 days)")
+	case "":
+		return 0, errors.New("empty")
+	}
+	d, err := ParseDuration(s)
+	switch {
+	case errors.Is(err, ErrDurationNegative):
+		return 0, errors.New("must not be negative")
+	case errors.Is(err, ErrDurationRange), err == nil && d > MaxTTL:
+		return 0, errors.New("too large (at most 366 days)")
+	case err != nil:
+		return 0, errors.New("want seconds or a duration like 2h")
+	case d < MinTTL:
+		return 0, errors.New("too small (at least 1ms)")
 	}
 	return d, nil
 }

@@ -28,6 +28,18 @@ const (
 	errPID       = "invalid pid: not a process id"
 	errMode      = "invalid mode: want shared or exclusive"
 	errLimit     = "invalid limit: want a number from 1 to 1000000"
+	errTTLSyn    = "invalid ttl: want seconds or a duration like 2h"
+	errTTLInf    = "invalid ttl: must be finite (at most 366 days)"
+	errTTLBig    = "invalid ttl: too large (at most 366 days)"
+	errTTLSmall  = "invalid ttl: too small (at least 1ms)"
+	errTTLNeg    = "invalid ttl: must not be negative"
+	errHoldInf   = "invalid max-hold: must be finite (at most 366 days)"
+	errHoldSmall = "invalid max-hold: too small (at least 1ms)"
+	errHoldBig   = "invalid max-hold: too large (at most 366 days)"
+	errLease     = "invalid lease: want 32 lowercase hex digits"
+
+	// testLease is a lease id as NewLeaseID writes one.
+	testLease = "0123456789abcdef0123456789abcdef"
 )
 
 // reqCases covers every legacy form of CONTRACT §1.1, the extension keys of
@@ -212,6 +224,67 @@ var reqCases = []reqCase{
 	{line: "lock,name:x,client-id:" + strings.Repeat("a", 300) + "\x01", want: Request{Action: ActLock, Name: "x", HasName: true, ClientID: strings.Repeat("a", 255)}},
 	{line: "lock,name:x,host:h\x01\xff", want: Request{Action: ActLock, Name: "x", HasName: true, Host: "h??", Ext: true}},
 	{line: "lock,name:x,host:" + strings.Repeat("h", 256), want: Request{Action: ActLock, Name: "x", HasName: true, Host: strings.Repeat("h", 255), Ext: true}},
+
+	// Leases and maximum hold: ttl, max-hold and lease are extension keys.
+	{line: "lock,name:x,ttl:7200\n", want: Request{Action: ActLock, Name: "x", HasName: true, TTL: 2 * time.Hour, Ext: true}},
+	{line: "lock,name:x,ttl:2h", want: Request{Action: ActLock, Name: "x", HasName: true, TTL: 2 * time.Hour, Ext: true}},
+	{line: "lock,name:x,ttl:1.5", want: Request{Action: ActLock, Name: "x", HasName: true, TTL: 1500 * time.Millisecond, Ext: true}},
+	{line: "lock,name:x,ttl:0.001", want: Request{Action: ActLock, Name: "x", HasName: true, TTL: time.Millisecond, Ext: true}},
+	{line: "lock,name:x,ttl:1ms", want: Request{Action: ActLock, Name: "x", HasName: true, TTL: time.Millisecond, Ext: true}},
+	{line: "lock,name:x,ttl:31622400", want: Request{Action: ActLock, Name: "x", HasName: true, TTL: MaxTTL, Ext: true}},
+	{line: "lock,name:x,ttl:8784h", want: Request{Action: ActLock, Name: "x", HasName: true, TTL: MaxTTL, Ext: true}},
+	{line: "lock,name:x,ttl: 60 ", want: Request{Action: ActLock, Name: "x", HasName: true, TTL: time.Minute, Ext: true}},
+	{line: "lock,name:x,max-hold:30", want: Request{Action: ActLock, Name: "x", HasName: true, MaxHold: 30 * time.Second, Ext: true}},
+	{line: "lock,name:x,max-hold:1h,ttl:10m", want: Request{Action: ActLock, Name: "x", HasName: true, MaxHold: time.Hour, TTL: 10 * time.Minute, Ext: true}},
+	{line: "lock,name:x,ttl:7200,wait:5,mode:shared,max-hold:86400,client-id:c,pid:7,host:h\n",
+		want: Request{Action: ActLock, Name: "x", HasName: true, TTL: 2 * time.Hour, Wait: 5 * time.Second, Mode: Shared,
+			MaxHold: 24 * time.Hour, ClientID: "c", PID: 7, Host: "h", Ext: true}},
+	{line: ".renew,lease:" + testLease + "\n", want: Request{Action: ActRenew, Lease: testLease, Ext: true}},
+	{line: ".renew,lease:" + testLease + ",ttl:3600\n", want: Request{Action: ActRenew, Lease: testLease, TTL: time.Hour, Ext: true}},
+	{line: ".renew, lease : " + testLease + " \r\n", want: Request{Action: ActRenew, Lease: testLease, Ext: true}},
+	{line: ".release,lease:" + testLease + "\n", want: Request{Action: ActReleaseLease, Lease: testLease, Ext: true}},
+	{line: ".is-held,lease:" + testLease + "\n", want: Request{Action: ActIsHeld, Lease: testLease, Ext: true}},
+	{line: ".renew\n", want: Request{Action: ActRenew}}, // no id: the server says what is missing
+	{line: ".release\n", want: Request{Action: ActReleaseLease}},
+	{line: ".is-held,name:x\n", want: Request{Action: ActIsHeld, Name: "x", HasName: true}},
+	{line: "release,lease:" + testLease + "\n", want: Request{Action: ActRelease, Lease: testLease, Ext: true}}, // legacy release: the server's to refuse
+	{line: ".Renew,lease:" + testLease, want: Request{Action: ActUnknown, Lease: testLease, Ext: true}},
+	{line: "renew\n", want: Request{Action: ActUnknown}},
+	{line: ".is_held\n", want: Request{Action: ActUnknown}},
+	{line: "lock,name:x,TTL:5", want: Request{Action: ActLock, Name: "x", HasName: true}}, // not the ttl key: ignored
+	{line: "lock,name:x,ttl:abc,ttl:5", want: Request{Action: ActLock, Name: "x", HasName: true, TTL: 5 * time.Second, Ext: true}},
+	{line: ".renew,lease:bad,lease:" + testLease, want: Request{Action: ActRenew, Lease: testLease, Ext: true}},
+	{line: "lock,name:x,ttl:5,ttl:abc", wantErr: errTTLSyn},
+	{line: ".renew,lease:" + testLease + ",lease:bad", wantErr: errLease},
+	{line: "lock,name:x,ttl:inf", wantErr: errTTLInf},
+	{line: "lock,name:x,ttl:infinity", wantErr: errTTLInf},
+	{line: "lock,name:x,ttl:forever", wantErr: errTTLInf},
+	{line: "lock,name:x,ttl:0", wantErr: errTTLSmall},
+	{line: "lock,name:x,ttl:0.0009", wantErr: errTTLSmall},
+	{line: "lock,name:x,ttl:999us", wantErr: errTTLSmall},
+	{line: "lock,name:x,ttl:31622400.000000001", wantErr: errTTLBig},
+	{line: "lock,name:x,ttl:8785h", wantErr: errTTLBig},
+	{line: "lock,name:x,ttl:99999999999999999999", wantErr: errTTLBig},
+	{line: "lock,name:x,ttl:-5", wantErr: errTTLNeg},
+	{line: "lock,name:x,ttl:5x", wantErr: errTTLSyn},
+	{line: "lock,name:x,ttl:1e3", wantErr: errTTLSyn},
+	{line: "lock,name:x,ttl:", wantErr: "invalid ttl: empty"},
+	{line: "lock,name:x,ttl", wantErr: "invalid ttl: empty"},
+	{line: "lock,name:x,max-hold:inf", wantErr: errHoldInf},
+	{line: "lock,name:x,max-hold:0", wantErr: errHoldSmall},
+	{line: "lock,name:x,max-hold:367d", wantErr: "invalid max-hold: want seconds or a duration like 2h"},
+	{line: "lock,name:x,max-hold:9000h", wantErr: errHoldBig},
+	{line: ".renew,lease:", wantErr: errLease},
+	{line: ".renew,lease", wantErr: errLease},
+	{line: ".renew,lease:" + strings.ToUpper(testLease), wantErr: errLease},
+	{line: ".renew,lease:" + testLease[:31], wantErr: errLease},
+	{line: ".renew,lease:" + testLease + "0", wantErr: errLease},
+	{line: ".renew,lease:" + testLease[:31] + "g", wantErr: errLease},
+	{line: ".renew,lease:" + testLease + ",ttl:0", wantErr: errTTLSmall},
+	// Several bad values: pid, wait, mode, limit, ttl, max-hold, lease.
+	{line: ".renew,lease:x,max-hold:0,ttl:0,limit:0", wantErr: errLimit},
+	{line: ".renew,lease:x,max-hold:0,ttl:0", wantErr: errTTLSmall},
+	{line: ".renew,lease:x,max-hold:0", wantErr: errHoldSmall},
 }
 
 func TestParseRequest(t *testing.T) {
@@ -296,6 +369,7 @@ func TestActionString(t *testing.T) {
 		ActUnknown: "", ActLock: "lock", ActRelease: "release", ActKeepalive: ".keepalive",
 		ActPing: ".ping", ActStats: ".stats", ActShutdown: ".server-shutdown",
 		ActSession: ".session", ActHolders: ".holders", ActQuit: ".quit", ActBreak: ".break",
+		ActRenew: ".renew", ActReleaseLease: ".release", ActIsHeld: ".is-held",
 		Action(len(actionNames)): "", 255: "",
 	}
 	for a, s := range actionNames {
@@ -557,18 +631,19 @@ func FuzzParseRequest(f *testing.F) {
 			var ve *ValueError
 			switch {
 			case err == ErrMalformed:
-			case errors.As(err, &ve) && (ve.Key == "pid" || ve.Key == "wait" || ve.Key == "mode" || ve.Key == "limit") && ve.Reason != "":
+			case errors.As(err, &ve) && (ve.Key == "pid" || ve.Key == "wait" || ve.Key == "mode" || ve.Key == "limit" ||
+				ve.Key == "ttl" || ve.Key == "max-hold" || ve.Key == "lease") && ve.Reason != "":
 			default:
 				t.Fatalf("ParseRequest(%q): unexpected error %T %v", line, err, err)
 			}
 			return
 		}
 		// Strings are copies.
-		name, cid, host, auth := strings.Clone(r.Name), strings.Clone(r.ClientID), strings.Clone(r.Host), strings.Clone(r.Auth)
+		name, cid, host, auth, lease := strings.Clone(r.Name), strings.Clone(r.ClientID), strings.Clone(r.Host), strings.Clone(r.Auth), strings.Clone(r.Lease)
 		for i := range line {
 			line[i] = ','
 		}
-		if r.Name != name || r.ClientID != cid || r.Host != host || r.Auth != auth {
+		if r.Name != name || r.ClientID != cid || r.Host != host || r.Auth != auth || r.Lease != lease {
 			t.Fatalf("ParseRequest(%q): Request aliases its input", in)
 		}
 		copy(line, in)
@@ -592,7 +667,12 @@ func FuzzParseRequest(f *testing.F) {
 		if r.Wait < 0 || r.PID < 0 || r.PID > math.MaxInt32 || r.Limit < 0 || r.Limit > MaxLimit || (r.Mode != Exclusive && r.Mode != Shared) {
 			t.Fatalf("ParseRequest(%q): out of range: %+v", in, r)
 		}
-		if !r.Ext && (r.Wait != 0 || r.Mode != Exclusive || r.Limit != 0 || r.PID != 0 || r.Host != "") {
+		if r.TTL != 0 && (r.TTL < MinTTL || r.TTL > MaxTTL) || r.MaxHold != 0 && (r.MaxHold < MinTTL || r.MaxHold > MaxTTL) ||
+			r.Lease != "" && !ValidLeaseID(r.Lease) {
+			t.Fatalf("ParseRequest(%q): lease fields out of range: %+v", in, r)
+		}
+		if !r.Ext && (r.Wait != 0 || r.Mode != Exclusive || r.Limit != 0 || r.PID != 0 || r.Host != "" ||
+			r.TTL != 0 || r.MaxHold != 0 || r.Lease != "") {
 			t.Fatalf("ParseRequest(%q): extension fields without Ext: %+v", in, r)
 		}
 		if !r.HasName && r.Name != "" {

@@ -54,6 +54,9 @@ var appendCases = []struct {
 	{KindBye, "", 0, "", "bye\n"},
 	{KindLost, "a", 0, "", "lost,name:a\n"},
 	{KindShuttingDown, "", 0, "", "shutting-down\n"},
+	{KindReleased, "job", 0, "", "released,name:job\n"}, // answer to .release,lease:ID
+	{KindErr, "", 0, ReasonNoLease, "err,no such lease\n"},
+	{KindErr, "", 0, "invalid ttl: too large (at most 366 days)", "err,invalid ttl: too large (at most 366 days)\n"},
 
 	// What AppendReply does with arguments no answer uses.
 	{KindUnknown, "", 0, "", "\n"},
@@ -87,7 +90,7 @@ func TestKindString(t *testing.T) {
 		KindReleased: "released", KindCancelled: "cancelled", KindAlive: "alive", KindPong: "pong",
 		KindStats: "stats", KindHolders: "holders", KindSession: "session", KindErr: "err",
 		KindBadAction: "bad-action", KindBadRequest: "bad-request", KindBye: "bye",
-		KindLost: "lost", KindShuttingDown: "shutting-down",
+		KindLost: "lost", KindShuttingDown: "shutting-down", KindRenewed: "renewed", KindHeld: "held",
 		Kind(len(kindNames)): "", 255: "",
 	}
 	for k, s := range kindNames {
@@ -174,6 +177,27 @@ var replyCases = []struct {
 	{line: "session,dead-peer-timeout:1.000000007\n", want: Reply{Kind: KindSession, DeadPeer: time.Second + 7}},
 	{line: "session,dead-peer-timeout:1000000\n", want: Reply{Kind: KindSession, DeadPeer: 1e6 * time.Second}},
 	{line: "session\n", want: Reply{Kind: KindSession}},
+
+	// Leases and losses.
+	{line: "ok,token:7,lease:" + testLease + ",ttl:7200\n", want: Reply{Kind: KindOK, Token: 7, Lease: testLease, TTL: 2 * time.Hour}},
+	{line: "ok,name:a,token:7,lease:" + testLease + ",ttl:1.5\n", want: Reply{Kind: KindOK, Name: "a", Token: 7, Lease: testLease, TTL: 1500 * time.Millisecond}},
+	{line: "renewed,name:a,token:7,ttl:3600\n", want: Reply{Kind: KindRenewed, Name: "a", Token: 7, TTL: time.Hour}},
+	{line: "renewed,name:a,token:7,ttl:7199.999\n", want: Reply{Kind: KindRenewed, Name: "a", Token: 7, TTL: 2*time.Hour - time.Millisecond}},
+	{line: "held,name:a,token:7,ttl:0.001\n", want: Reply{Kind: KindHeld, Name: "a", Token: 7, TTL: time.Millisecond}},
+	{line: "held,name:a,token:7,ttl:0\n", want: Reply{Kind: KindHeld, Name: "a", Token: 7}},
+	{line: "held,name:a,token:7,ttl:2h\n", want: Reply{Kind: KindHeld, Name: "a", Token: 7, TTL: 2 * time.Hour}}, // one duration rule
+	{line: "lost,name:a,why:maximum hold of 2s reached\n", want: Reply{Kind: KindLost, Name: "a", Why: "maximum hold of 2s reached"}},
+	{line: "lost,name:a,why:a:b; c\n", want: Reply{Kind: KindLost, Name: "a", Why: "a:b; c"}},
+	{line: "lost,name:a,why:\n", want: Reply{Kind: KindLost, Name: "a"}},
+	{line: "lost,name:a,why:\x1b[2Jx\x7f\n", want: Reply{Kind: KindLost, Name: "a", Why: " [2Jx "}},
+	{line: "ok,token:7,lease:" + strings.ToUpper(testLease) + ",ttl:1\n", wantErr: true},
+	{line: "ok,token:7,lease:" + testLease[:31] + ",ttl:1\n", wantErr: true},
+	{line: "ok,token:7,lease:,ttl:1\n", wantErr: true},
+	{line: "renewed,name:a,token:7,ttl:\n", wantErr: true},
+	{line: "renewed,name:a,token:7,ttl:-1\n", wantErr: true},
+	{line: "renewed,name:a,token:7,ttl:inf\n", wantErr: true},
+	{line: "renewed,name:a,token:7,ttl:1e3\n", wantErr: true},
+	{line: "held,name:a,token:7,ttl\n", wantErr: true},
 
 	{line: "", wantErr: true},
 	{line: "\n", wantErr: true},
@@ -409,10 +433,26 @@ func FuzzParseReply(f *testing.F) {
 		// its dead-peer timeout.
 		if validReply(r.Kind, r.Name, r.Token, r.Msg) {
 			want := r
-			want.DeadPeer = 0
+			want.DeadPeer, want.Degraded, want.Lease, want.TTL, want.Why = 0, "", "", 0, ""
 			line := AppendReply(nil, r.Kind, r.Name, r.Token, r.Msg)
 			if got, err := ParseReply(line); err != nil || got != want {
 				t.Fatalf("ParseReply(%q) = %+v; written back %q: %+v, %v", in, r, line, got, err)
+			}
+		}
+		// A lease answer, or a loss, written back by its own formatter.
+		if (r.Kind == KindOK || r.Kind == KindRenewed || r.Kind == KindHeld) && r.Msg == "" && (r.Name == "" || ValidName(r.Name)) &&
+			r.TTL%time.Millisecond == 0 {
+			want := Reply{Kind: r.Kind, Name: r.Name, Token: r.Token, Lease: r.Lease, TTL: r.TTL}
+			line := AppendLease(nil, r.Kind, r.Name, r.Token, r.Lease, r.TTL)
+			if got, err := ParseReply(line); err != nil || got != want {
+				t.Fatalf("ParseReply(%q) = %+v; AppendLease gives %q: %+v, %v", in, r, line, got, err)
+			}
+		}
+		if r.Kind == KindLost && ValidName(r.Name) {
+			want := Reply{Kind: KindLost, Name: r.Name, Why: r.Why}
+			line := AppendLost(nil, r.Name, r.Why)
+			if got, err := ParseReply(line); err != nil || got != want {
+				t.Fatalf("ParseReply(%q) = %+v; AppendLost gives %q: %+v, %v", in, r, line, got, err)
 			}
 		}
 		if r.Kind == KindSession && r.DeadPeer > 0 {
@@ -451,6 +491,110 @@ func FuzzAppendReply(f *testing.F) {
 		line := AppendReply(nil, KindErr, name, 0, msg)
 		if r, err := ParseReply(line); err != nil || r.Name != name {
 			t.Fatalf("ParseReply(%q) = %+v, %v; want name %q", line, r, err, name)
+		}
+	})
+}
+
+// leaseCases: every answer about a lease, byte for byte.
+var leaseCases = []struct {
+	kind  Kind
+	name  string
+	token uint64
+	lease string
+	ttl   time.Duration
+	want  string
+}{
+	{KindOK, "", 7, testLease, 2 * time.Hour, "ok,token:7,lease:" + testLease + ",ttl:7200\n"},
+	{KindOK, "build-42", 7, testLease, 2 * time.Hour, "ok,name:build-42,token:7,lease:" + testLease + ",ttl:7200\n"},
+	{KindOK, "a", maxToken, testLease, time.Millisecond, "ok,name:a,token:18446744073709551615,lease:" + testLease + ",ttl:0.001\n"},
+	{KindRenewed, "a", 7, "", time.Hour, "renewed,name:a,token:7,ttl:3600\n"},
+	{KindHeld, "a", 7, "", 1500 * time.Millisecond, "held,name:a,token:7,ttl:1.5\n"},
+	// What remains is cut down to the millisecond, never rounded up.
+	{KindHeld, "a", 7, "", 2*time.Hour - time.Nanosecond, "held,name:a,token:7,ttl:7199.999\n"},
+	{KindHeld, "a", 7, "", time.Millisecond - 1, "held,name:a,token:7,ttl:0\n"},
+	{KindHeld, "a", 7, "", 0, "held,name:a,token:7,ttl:0\n"},
+	{KindHeld, "a", 7, "", -time.Second, "held,name:a,token:7,ttl:0\n"},
+	{KindRenewed, "a", 7, "", MaxTTL, "renewed,name:a,token:7,ttl:31622400\n"},
+}
+
+func TestAppendLease(t *testing.T) {
+	for _, tc := range leaseCases {
+		line := AppendLease(nil, tc.kind, tc.name, tc.token, tc.lease, tc.ttl)
+		if string(line) != tc.want {
+			t.Errorf("AppendLease(%v, %q, %d, %q, %v) = %q; want %q", tc.kind, tc.name, tc.token, tc.lease, tc.ttl, line, tc.want)
+			continue
+		}
+		want := Reply{Kind: tc.kind, Name: tc.name, Token: tc.token, Lease: tc.lease, TTL: max(tc.ttl, 0).Truncate(time.Millisecond)}
+		if r, err := ParseReply(line); err != nil || r != want {
+			t.Errorf("ParseReply(%q) = %+v, %v; want %+v", line, r, err, want)
+		}
+	}
+	buf := make([]byte, 0, 128)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendLease(buf[:0], KindOK, "build-42", 7, testLease, time.Hour) }); n != 0 {
+		t.Errorf("AppendLease into a big enough buffer: %v allocations; want 0", n)
+	}
+}
+
+// TestAppendLost: without a reason, the line of .break, byte for byte
+// AppendReply's; with one, the reason stays one value of one line.
+func TestAppendLost(t *testing.T) {
+	for _, tc := range []struct{ name, why, line, back string }{
+		{"a", "", "lost,name:a\n", ""},
+		{"a", "maximum hold of 2s reached", "lost,name:a,why:maximum hold of 2s reached\n", "maximum hold of 2s reached"},
+		{"a", "a,b\nc\r\x7fd\x00", "lost,name:a,why:a;b c  d \n", "a;b c  d "},
+		{"a", "x:y,why:z", "lost,name:a,why:x:y;why:z\n", "x:y;why:z"},
+		{"a", ",", "lost,name:a,why:;\n", ";"},
+	} {
+		got := string(AppendLost(nil, tc.name, tc.why))
+		if got != tc.line {
+			t.Errorf("AppendLost(%q, %q) = %q, want %q", tc.name, tc.why, got, tc.line)
+			continue
+		}
+		r, err := ParseReply([]byte(got))
+		if err != nil || r != (Reply{Kind: KindLost, Name: tc.name, Why: tc.back}) {
+			t.Errorf("ParseReply(%q) = %+v, %v; want lost %q, why %q", got, r, err, tc.name, tc.back)
+		}
+	}
+	if a, b := AppendLost(nil, "job", ""), AppendReply(nil, KindLost, "job", 0, ""); !bytes.Equal(a, b) {
+		t.Errorf("AppendLost without a reason = %q; AppendReply = %q", a, b)
+	}
+}
+
+// FuzzAppendLease: what AppendLease and AppendLost write is one line that
+// ParseReply reads back, whatever the reason holds.
+func FuzzAppendLease(f *testing.F) {
+	for _, tc := range leaseCases {
+		f.Add(uint8(tc.kind), tc.name, tc.token, tc.lease, int64(tc.ttl), "")
+	}
+	f.Add(uint8(KindLost), "a", uint64(0), "", int64(0), "maximum hold of 2s reached")
+	f.Add(uint8(KindLost), "a", uint64(0), "", int64(0), "a,b\nc")
+	f.Fuzz(func(t *testing.T, kind uint8, name string, token uint64, lease string, ttl int64, why string) {
+		if name != "" && !ValidName(name) {
+			return
+		}
+		line := AppendLost(nil, name, why)
+		if bytes.IndexByte(line, '\n') != len(line)-1 || bytes.Count(line, []byte(",")) > 2 {
+			t.Fatalf("AppendLost(%q, %q) = %q: not one line of at most two keys", name, why, line)
+		}
+		r, err := ParseReply(line)
+		if err != nil || r.Kind != KindLost || r.Name != name || r.Why != string(appendText(nil, why)) {
+			t.Fatalf("ParseReply(AppendLost(%q, %q) = %q) = %+v, %v", name, why, line, r, err)
+		}
+
+		k := Kind(kind)
+		if k != KindOK && k != KindRenewed && k != KindHeld || lease != "" && !ValidLeaseID(lease) {
+			return
+		}
+		d := time.Duration(ttl)
+		line = AppendLease(nil, k, name, token, lease, d)
+		want := Reply{Kind: k, Name: name, Token: token, Lease: lease, TTL: max(d, 0).Truncate(time.Millisecond)}
+		if want.TTL > exactWaitBound {
+			if r, err := ParseReply(line); err == nil && near(r.TTL, want.TTL) {
+				want.TTL = r.TTL // long spans come back within a microsecond
+			}
+		}
+		if r, err := ParseReply(line); err != nil || r != want {
+			t.Fatalf("ParseReply(AppendLease(%v, %q, %d, %q, %v) = %q) = %+v, %v; want %+v", k, name, token, lease, d, line, r, err, want)
 		}
 	})
 }
