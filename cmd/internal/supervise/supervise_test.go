@@ -395,7 +395,10 @@ func TestSuperviseKillBy(t *testing.T) {
 			}
 			if tc.term {
 				expect(t, out, "got-term")
-				if late := killed.Sub(by); late < 0 || late > 200*time.Millisecond {
+				// Never before KillBy; after it only by the time a loaded
+				// machine takes to deliver SIGKILL and reap (a bound, not a
+				// measurement: make bench measures).
+				if late := killed.Sub(by); late < 0 || late > time.Second {
 					t.Errorf("killed %v after KillBy, want at it", late)
 				}
 			}
