@@ -3,8 +3,9 @@
 //
 // It has no network code and no wait timers. Its only goroutines are
 // FileTokens' writer of the fencing state (which retries with a backoff
-// while the disk refuses) and the scan that serves the queues when that
-// writer recovers. Callers (lib/server) own connections and wait timeouts;
+// while the disk refuses), the scan that serves the queues when that
+// writer recovers, and the one timer that ends leases at their expiry (see
+// lease.go; FileLeases keeps them in the state directory). Callers (lib/server) own connections and wait timeouts;
 // lockd tells them about grants and losses through their table.Notifier. A
 // Table is a table.Table: the server works over that interface, and lockd
 // has no words of the wire (it does not import lib/protocol). A held lock
