@@ -344,16 +344,15 @@ func (t *Table) expireDue() {
 	l.arm()
 	l.mu.Unlock()
 	for _, x := range due {
-		if _, ok := t.endLease(x, true); ok {
-			t.expired.Add(1)
-		}
+		t.endLease(x, true)
 	}
 }
 
 // endLease releases the held lease x as ReleaseLease does, and reports
-// whether it did. due: it is ending at its Expires, and is left held (and
-// put back in the heap) if a renew moved that meanwhile; otherwise it is
-// left to expire if its Expires has passed.
+// whether it did. due: it is ending at its Expires, counted in Expired
+// before the waiters are told, and is left held (and put back in the heap)
+// if a renew moved that meanwhile; otherwise it is left to expire if its
+// Expires has passed.
 func (t *Table) endLease(x *extra, due bool) (table.Lease, bool) {
 	h := x.h
 	e := h.entry
@@ -378,6 +377,9 @@ func (t *Table) endLease(x *extra, due bool) (table.Lease, bool) {
 	li := x.info()
 	l.endLocked(x)
 	l.mu.Unlock()
+	if due {
+		t.expired.Add(1)
+	}
 	unlinkFrom(&e.held, &e.htail, h)
 	e.nheld--
 	t.held.Add(-1)
