@@ -478,14 +478,15 @@ func (t *Table) serveQueue(e *entry, granted []*holder) []*holder {
 		if err != nil {
 			break
 		}
-		now := t.now() // was the time it queued
-		if h.x != nil && t.leases.start(h.x, token, now) != nil {
+		queued := h.since
+		h.since = t.now() // was the time it queued
+		if h.x != nil && t.leases.start(h.x, token, h.since) != nil {
 			// The lease cannot be stored: it stays queued, and is
 			// tried again at the next event of the name or soon.
+			h.since = queued
 			t.leases.retrySoon()
 			break
 		}
-		h.since = now
 		t.unqueue(e, h)
 		t.grant(e, h, token)
 		if h.isLease() {
