@@ -943,6 +943,41 @@ func chaosStats(addr string) (map[string]int64, error) {
 	return m, nil
 }
 
+// chaosStatsClosed is chaosStats that returns only once the server has
+// closed the connection it asked on: it ends its side and reads to the
+// server's end of file, which the server sends by closing its descriptor.
+// The answer counts that connection in "connections"; a count of the
+// server's descriptors taken after it does not: with chaosStats, it did or
+// not, as the server happened to have read the end of file yet or not
+// (the "65 after, 64 before" of a loaded machine).
+func chaosStatsClosed(addr string) (map[string]int64, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, ".stats\n"); err != nil {
+		return nil, err
+	}
+	r := bufio.NewReader(c)
+	s, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		return nil, err
+	}
+	if n, err := io.Copy(io.Discard, r); n != 0 || err != nil {
+		return nil, fmt.Errorf("after the stats: %d more bytes, %v, want the server's end of file", n, err)
+	}
+	var m map[string]int64
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSuffix(s, "\n"), "stats,")), &m); err != nil {
+		return nil, fmt.Errorf("stats %q: %w", s, err)
+	}
+	return m, nil
+}
+
 // chaosClosedBy reads from c until the server closes it, and reports how
 // long that took, or an error if it did not within d.
 func chaosClosedBy(c net.Conn, d time.Duration) (time.Duration, error) {
@@ -1156,7 +1191,7 @@ func TestHostileMemory(t *testing.T) {
 	// warm-up's connections are all closed on the server's side too.
 	var st0 map[string]int64
 	if !chaosWait(5*time.Second, func() bool {
-		st0, err = chaosStats(addr)
+		st0, err = chaosStatsClosed(addr)
 		return err == nil && st0["connections"] == 2
 	}) {
 		t.Fatalf("stats before the attack: %v (%v), want 2 connections", st0, err)
@@ -1196,7 +1231,7 @@ func TestHostileMemory(t *testing.T) {
 		// The attackers are gone: connections, lock table and descriptors
 		// are back to the baseline.
 		if !chaosWait(10*time.Second, func() bool {
-			st, err = chaosStats(addr)
+			st, err = chaosStatsClosed(addr)
 			fds = chaosFDs(t, srv.Pid)
 			return err == nil && same(st) && fds <= fds0
 		}) {
@@ -1340,7 +1375,7 @@ func TestHostileMemoryHolders(t *testing.T) {
 	}
 	wg.Wait()
 	setup := time.Since(t0)
-	st, err := chaosStats(addr)
+	st, err := chaosStatsClosed(addr)
 	if err != nil || st["lock_count"] != names+1 || st["waiting"] != names*waiters {
 		t.Fatalf("the table: %v (%v), want %d held and %d waiting", st, err, names+1, names*waiters)
 	}
@@ -1443,8 +1478,11 @@ func TestHostileMemoryHolders(t *testing.T) {
 	// Every attacker is cut within the dead-peer timeout of its answer:
 	// the server's connections are those of the table and the holder.
 	var cut time.Duration
+	// chaosStatsClosed: once the count is right, every connection but the
+	// stats one was closed before the answer (the server counts one down
+	// after closing it), and the stats one is closed when it returns.
 	if !chaosWait(deadPeer+10*time.Second, func() bool {
-		st, err = chaosStats(addr)
+		st, err = chaosStatsClosed(addr)
 		return err == nil && st["connections"]-1 == conns0
 	}) {
 		t.Errorf("the attackers were not all cut: %v connections (%v), want %d", st["connections"]-1, err, conns0)
