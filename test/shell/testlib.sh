@@ -123,11 +123,18 @@ start_server_with() {
 # trap runs: 50ms, well inside lost.bash's 300ms --kill-after. No command substitution either: in a
 # stress run of traps.bash here (bash 5.2.15), a TERM trap that landed during
 # f=$(mktemp ...) failed with "unexpected EOF while looking for matching )".
+# And no process started: a test that saw the line before block kills the
+# server at once, and tnl.sh's count of the processes the script started
+# (the "and 1 process it started" of its line) would catch a mkfifo or rm
+# of block's on its way. So the fifo it reads is made here, when this file
+# is sourced, before any lock is taken; block only opens it.
+__block_fifo=$T/block.$$
+if [[ ! -p $__block_fifo ]]; then
+  mkfifo "$__block_fifo"
+fi
 block() {
   local fd
-  mkfifo "$T/block.$BASHPID"
-  exec {fd}<>"$T/block.$BASHPID"
-  rm -f "$T/block.$BASHPID"
+  exec {fd}<>"$__block_fifo"
   while :; do
     read -r -t 0.05 -u "$fd" _ || :
   done
