@@ -116,18 +116,44 @@ start_server_with() {
 }
 
 # block: waits for ever, or until a signal ends the shell or its trap exits;
-# a trap that returns lets it wait on. Not one blocking read: bash 5.2 runs
-# the trap of a signal that lands between its check for signals and the
-# read(2) itself only when that read returns (lib/sh/zread.c), so the read
-# has a timeout and goes round again. The timeout bounds how late such a
-# trap runs: 50ms, well inside lost.bash's 300ms --kill-after. No command substitution either: in a
-# stress run of traps.bash here (bash 5.2.15), a TERM trap that landed during
-# f=$(mktemp ...) failed with "unexpected EOF while looking for matching )".
+# a trap that returns lets it wait on. It waits in the wait builtin, for a
+# process started when a child script sources this file: bash runs the trap
+# of a signal that came during wait once wait returns, outside any builtin.
+# Not in read: bash 5.2 runs the trap of a signal that lands between its
+# check for signals and the read(2) itself only when that read returns
+# (lib/sh/zread.c); and one that lands during "read -t" runs inside read,
+# where the timeout, firing in the middle of the trap, abandons it (seen:
+# lost.bash's TERM trap stopped in its $(tnl_held), never ended, and the
+# script was killed at the lock's deadline). No command substitution
+# either: in a stress run of traps.bash here (bash 5.2.15), a TERM trap that
+# landed during f=$(mktemp ...) failed with "unexpected EOF while looking
+# for matching )". And no process started in block: a test that saw the
+# line before block kills the server at once, and tnl.sh's count of the
+# processes the script started ("and 1 process it started") would catch
+# one on its way. The process waited for is started here, before any lock
+# exists, so it has no lock's pipe and is not counted; it is a process
+# substitution, not a job, so jobs and a plain wait do not see it; tail
+# --pid ends it within a second of the script. Should it end first (a
+# signal for the whole process group), block falls back to a read with a
+# timeout on a fifo made here: 50ms, well inside lost.bash's 300ms
+# --kill-after.
+__block_fifo=$T/block.$$
+if [[ ! -p $__block_fifo ]]; then
+  mkfifo "$__block_fifo"
+fi
+__block_pid=
+if [[ -n ${TNL_TEST_CHILD-} ]]; then
+  : <(exec tail --pid=$$ -f /dev/null </dev/null >/dev/null 2>&1)
+  __block_pid=$!
+fi
 block() {
   local fd
-  mkfifo "$T/block.$BASHPID"
-  exec {fd}<>"$T/block.$BASHPID"
-  rm -f "$T/block.$BASHPID"
+  if [[ -n $__block_pid ]]; then
+    while kill -0 "$__block_pid" 2>/dev/null; do
+      wait "$__block_pid" || :
+    done
+  fi
+  exec {fd}<>"$__block_fifo"
   while :; do
     read -r -t 0.05 -u "$fd" _ || :
   done
