@@ -80,12 +80,15 @@ if [[ $gone != gone ]]; then
 fi
 kill -CONT "$SRV_PID"
 # SIGKILL at 1.5s after the last heartbeat the server answered, which was
-# before the stop; 0.5s for a busy machine. (Declared lost at 1s after the
-# last word: not before 0.5s after the stop.)
+# before the stop. (Declared lost at 1s after the last word: not before 0.5s
+# after the stop.) The test reads the SIGKILL line some time after tnl.sh
+# wrote it, and a loaded machine stretches that: the upper bound leaves 2s
+# for it. That tnl.sh kills at its deadline, not later, is shown by the
+# line itself coming before the rc=137 above; make bench measures timings.
 took=$(((killed - stopped) / 1000))
-if ((took >= 500 && took <= 2000)); then
-  echo "killed 0.5s to 2s after the server stopped"
+if ((took >= 500 && took <= 3500)); then
+  echo "killed 0.5s to 3.5s after the server stopped"
 else
   echo "killed ${took}ms after the server stopped"
 fi
-#> killed 0.5s to 2s after the server stopped
+#> killed 0.5s to 3.5s after the server stopped
