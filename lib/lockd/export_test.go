@@ -18,6 +18,10 @@ func NewOwner(info table.Info, n table.Notifier) table.Owner {
 // SetNotifier sets o's Notifier, for a Notifier that must know its owner.
 func SetNotifier(o table.Owner, n table.Notifier) { asOwner(o).notifier = n }
 
+// ExpireDue ends the leases whose Expires has come by the table's clock, as
+// the timer does, for tests that set the clock.
+func (t *Table) ExpireDue() { t.expireDue() }
+
 // HoldingOff reports whether the table still grants nothing (Options.HoldOff).
 func (t *Table) HoldingOff() bool { return t.holdOff.Load() }
 

@@ -83,6 +83,10 @@ type holder struct {
 
 	next, prev   *holder // in the entry's held list or queue
 	onext, oprev *holder // in the owner's list
+	// x is what a lease or a holder with a maximum hold has more; nil
+	// for a plain lock. Why a pointer and not fields: a plain holder keeps
+	// its size class (80 bytes), so the hot path costs what it did.
+	x *extra
 }
 
 // Name is the lock's name.
@@ -180,6 +184,11 @@ type Options struct {
 	// dead-peer timeout to notice, and then gives its command a grace to
 	// stop). Granting their locks at once would run two commands at once.
 	HoldOff bool
+	// Leases keeps leases across restarts (see LeaseStore); nil: in
+	// memory only. New re-holds the leases it stored that are still
+	// unexpired (by Now) with their tokens, before anything else can be
+	// granted.
+	Leases LeaseStore
 }
 
 // Table is the lock table. It is safe for concurrent use.
@@ -189,6 +198,7 @@ type Table struct {
 	tokens     TokenSource
 	maxWaiters int32
 	now        func() int64
+	leases     leases
 
 	holdOff     atomic.Bool // see Options.HoldOff; read under a shard mutex
 	acquired    atomic.Uint64
@@ -196,6 +206,8 @@ type Table struct {
 	held        atomic.Int64
 	waiting     atomic.Int64
 	names       atomic.Int64
+	nLeases     atomic.Int64
+	expired     atomic.Uint64
 }
 
 // New returns an empty table.
@@ -211,6 +223,7 @@ func New(o Options) *Table {
 	for i := range t.shards {
 		t.shards[i].m = make(map[string]*entry)
 	}
+	t.leases.init(t, o.Leases)
 	if w, ok := t.tokens.(Watched); ok {
 		w.Watch(func(err error) {
 			if err == nil {
@@ -257,6 +270,14 @@ func (t *Table) Acquire(to table.Owner, r table.Request) (table.Holder, table.Re
 	if r.Mode == table.Exclusive && r.Limit > 1 {
 		limit = int32(r.Limit)
 	}
+	var x *extra
+	if r.Lease != nil || r.MaxHold > 0 {
+		var err error
+		if x, err = newExtra(r); err != nil {
+			t.notAcquired.Add(1)
+			return nil, table.Refused, err
+		}
+	}
 	now := t.now() // outside the shard mutex
 	s := t.shard(r.Name)
 	s.mu.Lock()
@@ -272,9 +293,13 @@ func (t *Table) Acquire(to table.Owner, r table.Request) (table.Holder, table.Re
 		t.notAcquired.Add(1)
 		return nil, table.Refused, table.ErrLimitMismatch
 	}
-	h := &holder{entry: e, owner: o, mode: r.Mode, limit: limit, since: now}
+	h := &holder{entry: e, owner: o, mode: r.Mode, limit: limit, since: now, x: x}
 	if e.qhead == nil && e.compatible(h) && !t.holdOff.Load() {
 		token, err := t.tokens.Next()
+		if err == nil && x != nil {
+			x.h = h
+			err = t.leases.start(x, token, now)
+		}
 		if err != nil {
 			t.dropIfIdle(s, e)
 			s.mu.Unlock()
@@ -284,7 +309,9 @@ func (t *Table) Acquire(to table.Owner, r table.Request) (table.Holder, table.Re
 		t.grant(e, h, token)
 		s.mu.Unlock()
 		t.acquired.Add(1)
-		o.link(h)
+		if !h.isLease() { // a granted lease belongs to no owner
+			o.link(h)
+		}
 		return h, table.Granted, nil
 	}
 	if !r.Wait {
@@ -297,6 +324,15 @@ func (t *Table) Acquire(to table.Owner, r table.Request) (table.Holder, table.Re
 		s.mu.Unlock()
 		t.notAcquired.Add(1)
 		return nil, table.Refused, table.ErrQueueFull
+	}
+	if x != nil {
+		x.h = h
+		if err := t.leases.queue(x); err != nil {
+			t.dropIfIdle(s, e)
+			s.mu.Unlock()
+			t.notAcquired.Add(1)
+			return nil, table.Refused, err
+		}
 	}
 	h.state = stateWaiting
 	if h.mode == table.Exclusive {
@@ -316,6 +352,13 @@ func (t *Table) Acquire(to table.Owner, r table.Request) (table.Holder, table.Re
 	// Counted before the unlock: a release on another goroutine may grant
 	// h and take it off the count as soon as the mutex is free.
 	t.waiting.Add(1)
+	if h.isLease() {
+		// Linked before the unlock: a grant on another goroutine unlinks
+		// a lease from its owner, and must find it linked.
+		o.link(h)
+		s.mu.Unlock()
+		return h, table.Queued, nil
+	}
 	s.mu.Unlock()
 	o.link(h)
 	return h, table.Queued, nil
@@ -340,9 +383,6 @@ func (t *Table) grant(e *entry, h *holder, token uint64) {
 			e.limit = h.limit
 		}
 		e.nexcl++
-	}
-	if h.state == stateWaiting {
-		h.since = t.now() // was the time it queued; an immediate grant has it already
 	}
 	h.state = stateHeld
 	h.token = token
@@ -378,9 +418,15 @@ func (t *Table) Release(th table.Holder) (wasHeld bool) {
 		unlinkFrom(&e.held, &e.htail, h)
 		e.nheld--
 		t.held.Add(-1)
+		if h.x != nil {
+			t.leases.end(h.x)
+		}
 	case stateWaiting:
 		t.unqueue(e, h)
 		t.waiting.Add(-1)
+		if h.x != nil {
+			t.leases.unqueue(h.x)
+		}
 	default:
 		s.mu.Unlock()
 		h.owner.unlink(h)
@@ -431,8 +477,21 @@ func (t *Table) serveQueue(e *entry, granted []*holder) []*holder {
 		if err != nil {
 			break
 		}
+		now := t.now() // was the time it queued
+		if h.x != nil && t.leases.start(h.x, token, now) != nil {
+			// The lease cannot be stored: it stays queued, and is
+			// tried again at the next event of the name or soon.
+			t.leases.retrySoon()
+			break
+		}
+		h.since = now
 		t.unqueue(e, h)
 		t.grant(e, h, token)
+		if h.isLease() {
+			// From now on the lease belongs to no owner. (The owner's
+			// mutex is a leaf: taking it under the shard mutex is safe.)
+			h.owner.unlink(h)
+		}
 		granted = append(granted, h)
 	}
 	return granted
@@ -497,6 +556,9 @@ func (t *Table) Cancel(th table.Holder) bool {
 	if h.mode == table.Exclusive {
 		e.nexcl--
 	}
+	if h.x != nil {
+		t.leases.unqueue(h.x)
+	}
 	h.state = stateGone
 	h.next, h.prev = nil, nil
 	granted := t.serveQueue(e, one[:0])
@@ -519,8 +581,8 @@ func (t *Table) notify(granted []*holder) {
 // Break takes name away from all its holders, as an operator does with a
 // lock held by a live but stuck client, and grants the waiters that can now
 // go. Each holder's owner is told through Notifier.Lost, with
-// table.ErrBroken.
-// It returns how many holders lost the lock.
+// table.ErrBroken, except a lease's: a lease has no owner, and nobody is
+// told. It returns how many holders lost the lock, leases included.
 func (t *Table) Break(name string) int {
 	s := t.shard(name)
 	var one [4]*holder
@@ -536,6 +598,9 @@ func (t *Table) Break(name string) int {
 		if h.mode == table.Exclusive {
 			e.nexcl--
 		}
+		if h.x != nil {
+			t.leases.end(h.x)
+		}
 		h.state = stateGone
 		h.next, h.prev = nil, nil
 		broken = append(broken, h)
@@ -548,6 +613,9 @@ func (t *Table) Break(name string) int {
 	t.dropIfIdle(s, e)
 	s.mu.Unlock()
 	for _, h := range broken {
+		if h.isLease() {
+			continue // no owner to tell
+		}
 		h.owner.unlink(h)
 		h.owner.notifier.Lost(h, table.ErrBroken)
 	}
@@ -567,7 +635,7 @@ func (t *Table) Find(to table.Owner, name string) table.Holder {
 		return nil
 	}
 	for h := e.held; h != nil; h = h.next {
-		if h.owner == o {
+		if h.owner == o && !h.isLease() {
 			return h
 		}
 	}
@@ -648,6 +716,8 @@ func (t *Table) Counters() table.Counters {
 		Held:        t.held.Load(),
 		Waiting:     t.waiting.Load(),
 		Names:       t.names.Load(),
+		Leases:      t.nLeases.Load(),
+		Expired:     t.expired.Load(),
 	}
 }
 
@@ -655,5 +725,15 @@ func (t *Table) Counters() table.Counters {
 func (t *Table) CountTimeout() { t.notAcquired.Add(1) }
 
 func party(h *holder) table.Party {
-	return table.Party{Info: h.owner.info, Mode: h.mode, Limit: int(h.limit), Since: time.Unix(0, h.since), Token: h.token}
+	p := table.Party{Info: h.owner.info, Mode: h.mode, Limit: int(h.limit), Since: time.Unix(0, h.since), Token: h.token}
+	if x := h.x; x != nil {
+		p.Lease, p.Key = x.lease, x.key
+		if h.state == stateHeld {
+			p.Expires = time.Unix(0, x.expires.Load())
+			if x.lease {
+				p.Addr = "" // a held lease has no connection
+			}
+		}
+	}
+	return p
 }

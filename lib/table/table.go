@@ -29,6 +29,38 @@
 // A Table does not time waits out: the caller cancels a wait whose deadline
 // passed (Cancel). It tells owners of grants and losses through their
 // Notifier.
+//
+// # Leases
+//
+// A request with a Lease is a lease request: a lock held by a secret, not
+// by a connection. The table knows only the secret's key (a LeaseKey, the
+// sha256 of the id the server hands out), never the id. While it waits, a
+// lease request is an ordinary waiter of its owner: it is queued FIFO with
+// the others, Count counts it, Cancel and ReleaseAll withdraw it. When it
+// is granted, at once or from the queue, its owner is told as of any grant
+// (Result Granted, or Notifier.Granted), and from then on the lease belongs
+// to no owner: Count leaves it out, ReleaseAll leaves it held, Find does not
+// return it, and no Notifier is ever told of it again. Release(h) of its
+// Holder still releases it (a caller that kept the Holder may), as does
+// ReleaseLease with its key.
+//
+// A lease ends at its Expires: grant (or last renew) plus its TTL, and never
+// later than grant plus Request.MaxHold when MaxHold > 0. The table ends it
+// by itself then, as ReleaseLease would, and grants the waiters that can go
+// (FIFO as always), telling them through their Notifiers; Counters.Expired
+// counts such ends. Renew sets Expires to now plus a TTL (0: the TTL the
+// lease was granted with), capped at grant plus MaxHold. A lease that
+// ended (expired, released, broken) is gone for good: Renew, ReleaseLease
+// and LookupLease of its key return ErrNoLease, also in the moment between
+// its Expires and the table's taking it away. Break takes leases away as it
+// does other holders, but tells nobody (a lease has no owner to tell).
+// A lease's fencing token is drawn at grant like any other; renew keeps it.
+//
+// For a holder that is not a lease, MaxHold is shown (Party.Expires) but
+// not enforced: the server takes a connection-bound lock away at its
+// maximum hold with its own timer, since the holder's connection is the
+// server's. Durable implementations keep leases, with their keys, tokens
+// and expiries, across restarts.
 package table
 
 import (
@@ -58,6 +90,13 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrBroken: an operator took the lock away (Table.Break).
 	ErrBroken = errors.New("broken by an operator")
+	// ErrNoLease: no lease is held with the key: it was never granted,
+	// or it expired, was released or broken.
+	ErrNoLease = errors.New("no such lease")
+	// ErrInvalid: a request that a correct caller never makes: a lease
+	// whose TTL is not above 0, or whose key is in use by a lease held or
+	// awaited (keys come from 128 random bits, so this is a bug).
+	ErrInvalid = errors.New("invalid request")
 )
 
 // Result is the immediate outcome of Acquire.
@@ -68,7 +107,7 @@ const (
 	Granted    Result = iota // held now; Holder.Token is set
 	Queued                   // waiting; the owner's Notifier is told when it is granted
 	NotGranted               // incompatible, and the caller would not wait
-	Refused                  // see the error: ErrLimitMismatch, ErrQueueFull, or ErrUnavailable
+	Refused                  // see the error: ErrLimitMismatch, ErrQueueFull, ErrUnavailable, or ErrInvalid
 )
 
 // Request is what Acquire asks for.
@@ -77,6 +116,35 @@ type Request struct {
 	Mode  Mode
 	Limit int  // semaphore size of an exclusive request; 0 or 1: a plain lock; a shared request has none
 	Wait  bool // queue when not grantable now
+	// Lease, when not nil, makes the request a lease request (see the
+	// package doc).
+	Lease *LeaseRequest
+	// MaxHold, when above 0, caps how long the holder keeps the lock from
+	// its grant. The table enforces it for a lease (its Expires never
+	// passes grant+MaxHold) and only shows it for other holders, which the
+	// server takes away itself.
+	MaxHold time.Duration
+}
+
+// LeaseKey is the key of a lease: the sha256 of its id. The table keeps
+// and stores only the key, so neither its memory nor its state directory
+// holds anything that renews or releases a lease.
+type LeaseKey [32]byte
+
+// LeaseRequest asks for a lease (Request.Lease).
+type LeaseRequest struct {
+	Key LeaseKey
+	TTL time.Duration // above 0: the lease lives TTL from its grant unless renewed
+}
+
+// Lease is a held lease, as Renew, ReleaseLease and LookupLease return it.
+type Lease struct {
+	Name    string
+	Mode    Mode
+	Token   uint64        // its fencing token, from the grant
+	Since   time.Time     // when it was granted
+	Expires time.Time     // when the table ends it unless it is renewed
+	TTL     time.Duration // the TTL it was granted with: what Renew with 0 gives it again
 }
 
 // Info says who holds or waits, for people reading tnl-stats.
@@ -168,6 +236,22 @@ type Table interface {
 	// list since: the listing cannot go on from there.
 	List(name string, cur Cursor, max int, li *LockInfo) (Cursor, bool)
 
+	// Renew sets the Expires of the lease with key to now plus ttl (0 or
+	// less: the TTL it was granted with), capped at its grant plus its
+	// MaxHold, and returns it as renewed. A lease that is not held (never
+	// granted, expired, released, broken) is ErrNoLease, and nothing
+	// changes. A durable table refuses with an error that is
+	// ErrUnavailable when it cannot store the renewal; the lease is then
+	// left as it was.
+	Renew(key LeaseKey, ttl time.Duration) (Lease, error)
+	// ReleaseLease releases the lease with key, grants whoever can go
+	// now, telling them before it returns, and returns the lease as it
+	// was. A lease that is not held is ErrNoLease.
+	ReleaseLease(key LeaseKey) (Lease, error)
+	// LookupLease returns the lease with key, or ErrNoLease when it is
+	// not held.
+	LookupLease(key LeaseKey) (Lease, error)
+
 	// Counters returns the running totals.
 	Counters() Counters
 	// CountTimeout records a wait that ran out, as a request not acquired.
@@ -212,6 +296,15 @@ type Party struct {
 	Limit int       // the semaphore size asked for: 1 for shared requests and plain locks
 	Since time.Time // when it was granted; for a waiter, when it queued
 	Token uint64    // 0 for waiters
+	// Expires is when the table or the server takes the holder away: a
+	// lease's end, or grant+MaxHold for another holder asked with one.
+	// Zero: never, and for waiters.
+	Expires time.Time
+	// Lease: the party is a lease request (held or waiting) with key Key;
+	// its Info is that of the request that asked for it, without Addr
+	// once it is held (a lease has no connection).
+	Lease bool
+	Key   LeaseKey
 }
 
 // LockInfo is one name's holders and waiters (in queue order).
@@ -231,4 +324,6 @@ type Counters struct {
 	Held        int64  // holders now
 	Waiting     int64  // waiters now
 	Names       int64  // names with holders or waiters
+	Leases      int64  // leases held now (also in Held)
+	Expired     uint64 // leases the table ended at their Expires
 }

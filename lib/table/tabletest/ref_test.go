@@ -35,8 +35,9 @@ type ref struct {
 	mu       sync.Mutex
 	names    map[string]*refName
 	tok      uint64
-	counters table.Counters // Names is len(names)
-	pending  []*refHolder   // bug "late-grant": grants not told yet
+	counters table.Counters                // Names is len(names)
+	pending  []*refHolder                  // bug "late-grant": grants not told yet
+	leases   map[table.LeaseKey]*refHolder // held or waiting
 }
 
 type refName struct {
@@ -66,9 +67,18 @@ type refHolder struct {
 	token atomic.Uint64 // read by Token without ref.mu, e.g. inside a Notifier
 	state int           // ref.mu
 	since time.Time     // ref.mu
+
+	lease   bool // a lease request
+	key     table.LeaseKey
+	ttl     time.Duration
+	maxHold time.Duration
+	expires time.Time   // ref.mu; of a holder granted with a TTL or a maximum hold
+	timer   *time.Timer // ref.mu; ends a held lease
 }
 
-func newRef(bug string) *ref { return &ref{bug: bug, names: map[string]*refName{}} }
+func newRef(bug string) *ref {
+	return &ref{bug: bug, names: map[string]*refName{}, leases: map[table.LeaseKey]*refHolder{}}
+}
 
 func (o *refOwner) Info() *table.Info { return &o.info }
 
@@ -105,12 +115,19 @@ func (n *refName) fits(h *refHolder, bug string) bool {
 
 func (t *ref) Acquire(o table.Owner, r table.Request) (table.Holder, table.Result, error) {
 	ow := o.(*refOwner)
-	h := &refHolder{name: r.Name, mode: r.Mode, limit: 1, owner: ow, since: time.Now()}
+	h := &refHolder{name: r.Name, mode: r.Mode, limit: 1, owner: ow, since: time.Now(), maxHold: r.MaxHold}
 	if r.Mode == table.Exclusive && r.Limit > 1 {
 		h.limit = r.Limit
 	}
 	t.mu.Lock()
 	defer t.flush()
+	if r.Lease != nil {
+		if r.Lease.TTL <= 0 || t.leases[r.Lease.Key] != nil {
+			t.counters.NotAcquired++
+			return nil, table.Refused, table.ErrInvalid
+		}
+		h.lease, h.key, h.ttl = true, r.Lease.Key, r.Lease.TTL
+	}
 	n := t.names[r.Name]
 	if n == nil {
 		n = &refName{}
@@ -127,7 +144,9 @@ func (t *ref) Acquire(o table.Owner, r table.Request) (table.Holder, table.Resul
 	if (len(n.queue) == 0 || barge) && n.fits(h, t.bug) {
 		t.names[r.Name] = n
 		t.grant(n, h)
-		ow.holders = append(ow.holders, h)
+		if !h.lease {
+			ow.holders = append(ow.holders, h)
+		}
 		return h, table.Granted, nil
 	}
 	if !r.Wait {
@@ -136,6 +155,9 @@ func (t *ref) Acquire(o table.Owner, r table.Request) (table.Holder, table.Resul
 	}
 	t.names[r.Name] = n
 	n.queue = append(n.queue, h)
+	if h.lease {
+		t.leases[h.key] = h
+	}
 	t.counters.Waiting++
 	ow.holders = append(ow.holders, h)
 	return h, table.Queued, nil
@@ -158,6 +180,102 @@ func (t *ref) grant(n *refName, h *refHolder) {
 	n.held = append(n.held, h)
 	t.counters.Held++
 	t.counters.Acquired++
+	if h.maxHold > 0 {
+		h.expires = h.since.Add(h.maxHold)
+	}
+	if h.lease {
+		if end := h.since.Add(h.ttl); h.maxHold == 0 || end.Before(h.expires) {
+			h.expires = end
+		}
+		t.leases[h.key] = h
+		t.counters.Leases++
+		h.owner.drop(h) // a granted lease belongs to no owner
+		h.timer = time.AfterFunc(time.Until(h.expires), func() { t.expire(h) })
+	}
+}
+
+// expire ends the lease h at its Expires, unless it was renewed or ended
+// meanwhile.
+func (t *ref) expire(h *refHolder) {
+	t.mu.Lock()
+	if h.state != held || time.Now().Before(h.expires) {
+		t.mu.Unlock()
+		return
+	}
+	t.counters.Expired++
+	if t.bug == "expiry-no-grant" {
+		// Takes the lease away but grants nobody.
+		n := t.names[h.name]
+		n.held = slices.DeleteFunc(n.held, func(x *refHolder) bool { return x == h })
+		t.counters.Held--
+		t.endLease(h)
+		h.state = gone
+		t.mu.Unlock()
+		return
+	}
+	_, granted := t.remove(h)
+	t.unlockAndTell(granted)
+}
+
+// endLease forgets the held lease h; ref.mu is held.
+func (t *ref) endLease(h *refHolder) {
+	h.timer.Stop()
+	delete(t.leases, h.key)
+	t.counters.Leases--
+}
+
+// heldLease returns the lease with key, held and unexpired; ref.mu is held.
+func (t *ref) heldLease(key table.LeaseKey) *refHolder {
+	h := t.leases[key]
+	if h == nil || h.state != held || !time.Now().Before(h.expires) {
+		return nil
+	}
+	return h
+}
+
+func (h *refHolder) info() table.Lease {
+	return table.Lease{Name: h.name, Mode: h.mode, Token: h.token.Load(), Since: h.since, Expires: h.expires, TTL: h.ttl}
+}
+
+func (t *ref) Renew(key table.LeaseKey, ttl time.Duration) (table.Lease, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.heldLease(key)
+	if h == nil {
+		return table.Lease{}, table.ErrNoLease
+	}
+	if ttl <= 0 {
+		ttl = h.ttl
+	}
+	h.expires = time.Now().Add(ttl)
+	if end := h.since.Add(h.maxHold); h.maxHold > 0 && end.Before(h.expires) && t.bug != "renew-past-max-hold" {
+		h.expires = end
+	}
+	h.timer.Reset(time.Until(h.expires))
+	return h.info(), nil
+}
+
+func (t *ref) ReleaseLease(key table.LeaseKey) (table.Lease, error) {
+	t.mu.Lock()
+	h := t.heldLease(key)
+	if h == nil {
+		t.mu.Unlock()
+		return table.Lease{}, table.ErrNoLease
+	}
+	li := h.info()
+	_, granted := t.remove(h)
+	t.unlockAndTell(granted)
+	return li, nil
+}
+
+func (t *ref) LookupLease(key table.LeaseKey) (table.Lease, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.heldLease(key)
+	if h == nil {
+		return table.Lease{}, table.ErrNoLease
+	}
+	return h.info(), nil
 }
 
 // serve grants the waiters at the head of n's queue while they fit, and
@@ -190,9 +308,15 @@ func (t *ref) remove(h *refHolder) (wasHeld bool, granted []*refHolder) {
 		n.held = slices.DeleteFunc(n.held, func(x *refHolder) bool { return x == h })
 		t.counters.Held--
 		wasHeld = true
+		if h.lease {
+			t.endLease(h)
+		}
 	case waiting:
 		n.queue = slices.DeleteFunc(n.queue, func(x *refHolder) bool { return x == h })
 		t.counters.Waiting--
+		if h.lease {
+			delete(t.leases, h.key)
+		}
 	default:
 		return false, nil
 	}
@@ -282,6 +406,14 @@ func (t *ref) ReleaseAll(o table.Owner) {
 	t.mu.Lock()
 	// The waiters first, so that none of them is granted on the way.
 	hs := slices.Clone(ow.holders)
+	if t.bug == "release-all-leases" {
+		// Releases the owner's leases too.
+		for _, x := range t.leases {
+			if x.owner == ow && x.state == held {
+				hs = append(hs, x)
+			}
+		}
+	}
 	slices.SortStableFunc(hs, func(a, b *refHolder) int { return a.state - b.state })
 	var granted []*refHolder
 	for _, h := range hs {
@@ -304,6 +436,9 @@ func (t *ref) Break(name string) int {
 		h.state = gone
 		h.owner.drop(h)
 		t.counters.Held--
+		if h.lease {
+			t.endLease(h)
+		}
 	}
 	granted := t.serve(n)
 	t.forgetIfIdle(name)
@@ -311,7 +446,9 @@ func (t *ref) Break(name string) int {
 	tell := func() {
 		if t.bug != "break" {
 			for _, h := range broken {
-				h.owner.n.Lost(h, table.ErrBroken)
+				if !h.lease { // a lease has no owner to tell
+					h.owner.n.Lost(h, table.ErrBroken)
+				}
 			}
 		}
 		t.tell(granted)
@@ -329,7 +466,7 @@ func (t *ref) Find(o table.Owner, name string) table.Holder {
 	defer t.mu.Unlock()
 	if n := t.names[name]; n != nil {
 		for _, h := range slices.Concat(n.held, n.queue) {
-			if h.owner == o {
+			if h.owner == o && !(h.lease && h.state == held) {
 				return h
 			}
 		}
@@ -406,11 +543,15 @@ func (t *ref) List(name string, cur table.Cursor, max int, li *table.LockInfo) (
 			return cur, true // not done: something follows
 		}
 		h := list[i]
-		p := table.Party{Info: h.owner.info, Mode: h.mode, Limit: h.limit, Since: h.since}
+		p := table.Party{Info: h.owner.info, Mode: h.mode, Limit: h.limit, Since: h.since, Lease: h.lease, Key: h.key}
 		if cur.InQ {
 			li.Waiters = append(li.Waiters, p)
 		} else {
 			p.Token = h.token.Load()
+			p.Expires = h.expires
+			if h.lease {
+				p.Addr = ""
+			}
 			li.Holders = append(li.Holders, p)
 		}
 		cur.Last = h
