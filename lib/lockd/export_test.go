@@ -2,6 +2,7 @@ package lockd
 
 import (
 	"cmp"
+	"os"
 	"slices"
 
 	"github.com/tnl-lock/tnl/lib/table"
@@ -21,6 +22,17 @@ func SetNotifier(o table.Owner, n table.Notifier) { asOwner(o).notifier = n }
 // ExpireDue ends the leases whose Expires has come by the table's clock, as
 // the timer does, for tests that set the clock.
 func (t *Table) ExpireDue() { t.expireDue() }
+
+// FailWrites makes every later write of l fail with err (nil: write again).
+func (l *FileLeases) FailWrites(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		l.write = appendSync
+		return
+	}
+	l.write = func(*os.File, []byte) error { return err }
+}
 
 // HoldingOff reports whether the table still grants nothing (Options.HoldOff).
 func (t *Table) HoldingOff() bool { return t.holdOff.Load() }

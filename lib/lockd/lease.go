@@ -60,18 +60,21 @@ type LeaseRecord struct {
 }
 
 // extra is what a lease, or a holder asked with a maximum hold, has more
-// than a plain holder.
+// than a plain holder. It fits 80 bytes (a size class), for a lease's
+// memory. Its grant time is the holder's since, set before start and not
+// changed while it is held.
 type extra struct {
 	h       *holder
 	key     table.LeaseKey
 	lease   bool
 	held    bool  // leases.mu: granted and not ended
+	idx     int32 // leases.mu: in the heap; -1: not in it
 	ttl     int64 // nanoseconds, as granted
 	maxHold int64 // nanoseconds; 0: none
+	// token is the holder's, for Renew and LookupLease, which read it
+	// under leases.mu alone (the holder's is set after start).
 	token   uint64
-	since   int64        // unix nanoseconds of the grant
 	expires atomic.Int64 // unix nanoseconds; written under leases.mu; 0 until granted
-	idx     int          // leases.mu: in the heap; -1: not in it
 }
 
 func newExtra(r table.Request) (*extra, error) {
@@ -102,7 +105,7 @@ func (x *extra) end(since int64) int64 {
 }
 
 func (x *extra) info() table.Lease {
-	return table.Lease{Name: x.h.entry.name, Mode: x.h.mode, Token: x.token, Since: time.Unix(0, x.since),
+	return table.Lease{Name: x.h.entry.name, Mode: x.h.mode, Token: x.token, Since: time.Unix(0, x.h.since),
 		Expires: time.Unix(0, x.expires.Load()), TTL: time.Duration(x.ttl)}
 }
 
@@ -111,7 +114,7 @@ func (x *extra) record() LeaseRecord {
 	info := h.owner.info
 	info.Addr = ""
 	return LeaseRecord{Key: x.key, Name: h.entry.name, Mode: h.mode, Limit: int(h.limit), Token: x.token,
-		Since: time.Unix(0, x.since), Expires: time.Unix(0, x.expires.Load()),
+		Since: time.Unix(0, h.since), Expires: time.Unix(0, x.expires.Load()),
 		TTL: time.Duration(x.ttl), MaxHold: time.Duration(x.maxHold), Info: info}
 }
 
@@ -165,10 +168,10 @@ func (l *leases) unqueue(x *extra) {
 }
 
 // start sets the end of x, granted now with token, and for a lease stores
-// the grant and arms the timer. Shard mutex held, before the grant: when it
-// fails, nothing has changed.
+// the grant and arms the timer. Shard mutex held, before the grant, with
+// x.h.since set to now: when it fails, nothing else has changed.
 func (l *leases) start(x *extra, token uint64, now int64) error {
-	x.token, x.since = token, now
+	x.token = token
 	if !x.lease {
 		x.expires.Store(x.end(now))
 		return nil
@@ -239,7 +242,7 @@ func (l *leases) less(i, j int) bool {
 
 func (l *leases) swap(i, j int) {
 	l.heap[i], l.heap[j] = l.heap[j], l.heap[i]
-	l.heap[i].idx, l.heap[j].idx = i, j
+	l.heap[i].idx, l.heap[j].idx = int32(i), int32(j)
 }
 
 func (l *leases) up(i int) {
@@ -271,14 +274,14 @@ func (l *leases) down(i int) {
 }
 
 func (l *leases) push(x *extra) {
-	x.idx = len(l.heap)
+	x.idx = int32(len(l.heap))
 	l.heap = append(l.heap, x)
-	l.up(x.idx)
+	l.up(len(l.heap) - 1)
 	l.arm()
 }
 
 func (l *leases) remove(x *extra) {
-	i, last := x.idx, len(l.heap)-1
+	i, last := int(x.idx), len(l.heap)-1
 	if i != last {
 		l.swap(i, last)
 	}
@@ -298,8 +301,8 @@ func (l *leases) remove(x *extra) {
 
 // fix moves x after its Expires changed.
 func (l *leases) fix(x *extra) {
-	l.down(x.idx)
-	l.up(x.idx)
+	l.down(int(x.idx))
+	l.up(int(x.idx))
 	l.arm()
 }
 
@@ -344,16 +347,15 @@ func (t *Table) expireDue() {
 	l.arm()
 	l.mu.Unlock()
 	for _, x := range due {
-		if _, ok := t.endLease(x, true); ok {
-			t.expired.Add(1)
-		}
+		t.endLease(x, true)
 	}
 }
 
 // endLease releases the held lease x as ReleaseLease does, and reports
-// whether it did. due: it is ending at its Expires, and is left held (and
-// put back in the heap) if a renew moved that meanwhile; otherwise it is
-// left to expire if its Expires has passed.
+// whether it did. due: it is ending at its Expires, counted in Expired
+// before the waiters are told, and is left held (and put back in the heap)
+// if a renew moved that meanwhile; otherwise it is left to expire if its
+// Expires has passed.
 func (t *Table) endLease(x *extra, due bool) (table.Lease, bool) {
 	h := x.h
 	e := h.entry
@@ -378,6 +380,9 @@ func (t *Table) endLease(x *extra, due bool) (table.Lease, bool) {
 	li := x.info()
 	l.endLocked(x)
 	l.mu.Unlock()
+	if due {
+		t.expired.Add(1)
+	}
 	unlinkFrom(&e.held, &e.htail, h)
 	e.nheld--
 	t.held.Add(-1)
@@ -426,7 +431,7 @@ func (t *Table) Renew(key table.LeaseKey, ttl time.Duration) (table.Lease, error
 	}
 	exp := t.now() + int64(ttl)
 	if x.maxHold > 0 {
-		exp = min(exp, x.since+x.maxHold)
+		exp = min(exp, x.h.since+x.maxHold)
 	}
 	if l.store != nil {
 		if err := l.store.Renew(key, time.Unix(0, exp)); err != nil {
@@ -508,7 +513,7 @@ func (t *Table) restore(recs []LeaseRecord) {
 			continue
 		}
 		x := &extra{h: h, key: r.Key, lease: true, held: true, ttl: int64(r.TTL), maxHold: int64(r.MaxHold),
-			token: r.Token, since: h.since, idx: -1}
+			token: r.Token, idx: -1}
 		x.expires.Store(r.Expires.UnixNano())
 		h.x = x
 		if s.m[r.Name] == nil {

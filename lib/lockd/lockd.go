@@ -3,8 +3,9 @@
 //
 // It has no network code and no wait timers. Its only goroutines are
 // FileTokens' writer of the fencing state (which retries with a backoff
-// while the disk refuses) and the scan that serves the queues when that
-// writer recovers. Callers (lib/server) own connections and wait timeouts;
+// while the disk refuses), the scan that serves the queues when that
+// writer recovers, and the one timer that ends leases at their expiry (see
+// lease.go; FileLeases keeps them in the state directory). Callers (lib/server) own connections and wait timeouts;
 // lockd tells them about grants and losses through their table.Notifier. A
 // Table is a table.Table: the server works over that interface, and lockd
 // has no words of the wire (it does not import lib/protocol). A held lock
@@ -477,14 +478,15 @@ func (t *Table) serveQueue(e *entry, granted []*holder) []*holder {
 		if err != nil {
 			break
 		}
-		now := t.now() // was the time it queued
-		if h.x != nil && t.leases.start(h.x, token, now) != nil {
+		queued := h.since
+		h.since = t.now() // was the time it queued
+		if h.x != nil && t.leases.start(h.x, token, h.since) != nil {
 			// The lease cannot be stored: it stays queued, and is
 			// tried again at the next event of the name or soon.
+			h.since = queued
 			t.leases.retrySoon()
 			break
 		}
-		h.since = now
 		t.unqueue(e, h)
 		t.grant(e, h, token)
 		if h.isLease() {

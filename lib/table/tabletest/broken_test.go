@@ -71,6 +71,16 @@ func TestBroken(t *testing.T) {
 		{"list-stale", "", "list_cursor_of_a_party_that_left", "List from a cursor on a holder released since = true"},
 		// Cancel releases a held lock.
 		{"cancel-held", "", "cancel", "step 6 (cancel a): Cancel = true, want false"},
+		// ReleaseAll releases the leases its owner took.
+		{"release-all-leases", "", "lease_grant",
+			"after ReleaseAll of their owner: leases held false, false (want true), its plain lock held false (want false)"},
+		// Takes an expired lease away but grants nobody.
+		{"expiry-no-grant", "lease expiry", "lease_expiry", `the lease's expiry: told [], want ["Granted a on \"x\""]`},
+		// Renews past the maximum hold.
+		{"renew-past-max-hold", "", "lease_max_hold", "Renew(3h0m0s) past the max hold = "},
+		// Ends a renewed lease at the end it had before.
+		{"renew-timer", "", "lease_renew",
+			"the renewed lease, after a lease granted after it with the same TTL expired: {Name: Mode:0 Token:0"},
 		// Cancel leaves the waiter in the counters.
 		{"count", "", "cancel", "empty table: Counters = {Acquired:2 NotAcquired:0 Held:0 Waiting:1 Names:0 Leases:0 Expired:0}, want Held, Waiting and Names 0"},
 	} {

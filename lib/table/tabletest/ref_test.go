@@ -198,7 +198,8 @@ func (t *ref) grant(n *refName, h *refHolder) {
 // meanwhile.
 func (t *ref) expire(h *refHolder) {
 	t.mu.Lock()
-	if h.state != held || time.Now().Before(h.expires) {
+	// Bug "renew-timer": ends a lease at the end it had before a renew.
+	if h.state != held || (time.Now().Before(h.expires) && t.bug != "renew-timer") {
 		t.mu.Unlock()
 		return
 	}
@@ -251,7 +252,9 @@ func (t *ref) Renew(key table.LeaseKey, ttl time.Duration) (table.Lease, error) 
 	if end := h.since.Add(h.maxHold); h.maxHold > 0 && end.Before(h.expires) && t.bug != "renew-past-max-hold" {
 		h.expires = end
 	}
-	h.timer.Reset(time.Until(h.expires))
+	if t.bug != "renew-timer" {
+		h.timer.Reset(time.Until(h.expires))
+	}
 	return h.info(), nil
 }
 

@@ -16,15 +16,26 @@
 // exclusive, shared and semaphore grants, FIFO queueing without barging,
 // limit agreement, Release, Cancel, ReleaseAll, Find, Held and Break,
 // fencing tokens, Owner.Count and Info, listing with FirstNames and List,
-// the counters, Notifiers that call back into the table, a concurrent
+// the counters, Notifiers that call back into the table, leases (grant at
+// once and from the queue, no owner once granted, Renew, ReleaseLease and
+// LookupLease by key, expiry that grants the next waiter, the maximum
+// hold, shared and semaphore leases, Break, their listing and counters),
+// a concurrent
 // stress under an invariant checker and a randomized comparison with a
 // reference model written in the suite.
 //
 // It deliberately does not check what the interface leaves to each
 // implementation or to its configuration: the queue bound (ErrQueueFull),
 // refusals for want of a token or a backend (ErrUnavailable; only that a
-// fresh table is not Degraded), durability across restarts, and the clock behind Party.Since (only that
-// it is set). A backend tests those itself.
+// fresh table is not Degraded), durability across restarts (of leases
+// too), and the clock behind Party.Since (only that it is set). A backend
+// tests those itself.
+//
+// The lease tests run on the wall clock, with TTLs of 50ms where an expiry
+// must happen (they wait for it on a Notifier, never by sleeping) and of an
+// hour where a lease must stay held. They read the interface strictly:
+// Expires is exactly Since plus the TTL, or Since plus MaxHold when that is
+// earlier; nobody is told Lost of a lease taken by Break.
 //
 // The suite waits only as a failure detector: when something that must
 // happen does not, a test fails after a deadline instead of hanging. The
@@ -106,6 +117,15 @@ func tests() []suiteTest {
 		suiteTest{name: "notifier calls back on loss", f: testLostCallsBack},
 		suiteTest{name: "break from another goroutine", f: testBreakConcurrent},
 		suiteTest{name: "one owner from many goroutines", f: testOwnerConcurrent},
+		suiteTest{name: "lease grant", f: testLeaseGrant},
+		suiteTest{name: "lease invalid", f: testLeaseInvalid},
+		suiteTest{name: "lease wrong key", f: testLeaseWrongKey},
+		suiteTest{name: "lease expiry", f: testLeaseExpiry},
+		suiteTest{name: "lease renew", f: testLeaseRenew},
+		suiteTest{name: "lease max hold", f: testLeaseMaxHold},
+		suiteTest{name: "lease modes", f: testLeaseModes},
+		suiteTest{name: "lease tokens", f: testLeaseTokens},
+		suiteTest{name: "lease list", f: testLeaseList},
 		suiteTest{name: "model", fresh: testModel},
 		suiteTest{name: "concurrent", f: testConcurrent},
 	)
