@@ -42,12 +42,20 @@ type conn struct {
 	info  table.Info  // who the peer is, as far as it said
 	owner table.Owner // nil until the first lock request or .session
 
+	// Four bytes and an int32 in one word: a legacy holder is a conn, and
+	// a conn of 512 bytes is in the 512-byte size class (one more word
+	// is 64 bytes more per holder).
 	state  uint8
 	ext    bool         // the single lock was asked for with extension keys
+	rdlSet bool         // rdl is known (false after a deadline fired)
+	dead   bool         // under mu: run has let go of everything: a late grant is released at once
+	nev    atomic.Int32 // len(granted)+len(broken)+len(lease.maxed)
 	single table.Holder // the lock of a legacy-style connection
 	until  time.Time    // wait deadline of the single lock; zero: none
 	waits  waitSet      // a session's waits
-	lease  leaseState   // leases and maximum holds (lease.go)
+	// lease is what leases and maximum holds need (lease.go); nil until
+	// a request needs it, so that the others pay a word. Set under mu.
+	lease *leaseState
 
 	// Filled by Granted and Lost on other goroutines; read by serve.
 	wmu sync.Mutex      // held by c's goroutine except while it reads
@@ -56,11 +64,7 @@ type conn struct {
 	mu      sync.Mutex
 	granted []table.Holder
 	broken  []table.Holder // taken away by an operator
-	maxed   []table.Holder // taken away at their maximum hold
-	dead    bool           // run has let go of everything: a late grant is released at once
-	nev     atomic.Int32   // len(granted)+len(broken)
-	rdl     time.Time      // the read deadline in force, as far as we know
-	rdlSet  bool           // rdl is known (false after a deadline fired)
+	rdl     time.Time      // the read deadline in force, as far as we know (and rdlSet)
 
 	buf   []byte // unread input: buf[r:w]
 	r, w  int
@@ -138,8 +142,11 @@ func (c *conn) Lost(h table.Holder, _ error) {
 
 func (c *conn) takeEvents() (granted, broken, maxed []table.Holder) {
 	c.mu.Lock()
-	granted, broken, maxed = c.granted, c.broken, c.maxed
-	c.granted, c.broken, c.maxed = nil, nil, nil
+	granted, broken = c.granted, c.broken
+	c.granted, c.broken = nil, nil
+	if c.lease != nil {
+		maxed, c.lease.maxed = c.lease.maxed, nil
+	}
 	c.nev.Store(0)
 	c.mu.Unlock()
 	return granted, broken, maxed

@@ -43,8 +43,10 @@ type pending struct {
 
 // leaseState is a connection's leases and capped holders. Only the
 // connection's goroutine touches it (or Granted's direct answer, under
-// wmu).
+// wmu), but for maxed. Its methods take a nil *leaseState for one with
+// nothing in it.
 type leaseState struct {
+	maxed  []table.Holder             // under conn.mu: taken away at their maximum hold, to tell
 	single pending                    // of conn.single, on a legacy-style connection
 	waits  map[table.Holder]pending   // a session's waits that are leases or capped; nil: none
 	timers map[table.Holder]*capTimer // a session's capped holders
@@ -58,11 +60,26 @@ type capTimer struct {
 	cap time.Duration
 }
 
-// wait keeps p for h, a session's wait, when there is something to keep.
-func (ls *leaseState) wait(h table.Holder, p pending) {
-	if p == (pending{}) {
-		return
+// leases returns c.lease, made if need be.
+func (c *conn) leases() *leaseState {
+	if c.lease == nil {
+		c.mu.Lock()
+		c.lease = &leaseState{}
+		c.mu.Unlock()
 	}
+	return c.lease
+}
+
+// singlePending is what conn.single asked for.
+func (ls *leaseState) singlePending() pending {
+	if ls == nil {
+		return pending{}
+	}
+	return ls.single
+}
+
+// wait keeps p for h, a session's wait.
+func (ls *leaseState) wait(h table.Holder, p pending) {
 	if ls.waits == nil {
 		ls.waits = make(map[table.Holder]pending)
 	}
@@ -71,7 +88,7 @@ func (ls *leaseState) wait(h table.Holder, p pending) {
 
 // unwait forgets h's wait and returns what it asked for.
 func (ls *leaseState) unwait(h table.Holder) pending {
-	if ls.waits == nil {
+	if ls == nil || ls.waits == nil {
 		return pending{}
 	}
 	p, ok := ls.waits[h]
@@ -86,6 +103,9 @@ func (ls *leaseState) unwait(h table.Holder) pending {
 
 // sent records that every answer gathered so far went out.
 func (ls *leaseState) sent() {
+	if ls == nil {
+		return
+	}
 	clear(ls.unsent)
 	ls.unsent = ls.unsent[:0]
 }
@@ -108,6 +128,9 @@ func (ls *leaseState) arm(c *conn, h table.Holder, d time.Duration) {
 // stop stops h's maximum hold, if it has one, and returns the cap. On a
 // legacy-style connection h is conn.single, the only holder it has.
 func (ls *leaseState) stop(h table.Holder) time.Duration {
+	if ls == nil {
+		return 0
+	}
 	ct := ls.timers[h]
 	if ct != nil {
 		delete(ls.timers, h)
@@ -140,7 +163,7 @@ func (c *conn) capReached(h table.Holder, d time.Duration, since time.Time) {
 		c.mu.Unlock()
 		return
 	}
-	c.maxed = append(c.maxed, h)
+	c.lease.maxed = append(c.lease.maxed, h) // armed through c.lease: not nil
 	c.nev.Add(1)
 	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(aLongTimeAgo)
@@ -177,18 +200,24 @@ func (c *conn) letGo() {
 	c.mu.Lock()
 	c.dead = true
 	granted := c.granted
-	c.granted, c.broken, c.maxed = nil, nil, nil
+	c.granted, c.broken = nil, nil
+	ls := c.lease
+	if ls != nil {
+		ls.maxed = nil
+	}
 	c.nev.Store(0)
 	c.mu.Unlock()
 	// Released by ReleaseAll already, unless a lease: Release tells.
 	for _, h := range granted {
 		s.table.Release(h)
 	}
-	for _, h := range c.lease.unsent {
+	if ls == nil {
+		return
+	}
+	for _, h := range ls.unsent {
 		s.table.Release(h)
 	}
-	c.lease.sent()
-	ls := &c.lease
+	ls.sent()
 	if ls.timer != nil {
 		ls.timer.t.Stop()
 		ls.timer = nil

@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tnl-lock/tnl/lib/lockd"
 	"github.com/tnl-lock/tnl/lib/protocol"
@@ -52,7 +53,7 @@ func TestLeaseUndelivered(t *testing.T) {
 			case "unsent":
 				tb.Release(held)
 				c.takeEvents()
-				c.lease.unsent = append(c.lease.unsent, lh)
+				c.leases().unsent = append(c.leases().unsent, lh)
 				tb.ReleaseAll(c.owner)
 				c.letGo()
 			}
@@ -85,5 +86,14 @@ func TestShortDuration(t *testing.T) {
 		if got := shortDuration(d); got != want {
 			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestConnSize: a conn stays in the 512-byte size class. Every legacy
+// holder is one, so a field that pushes it over costs every holder 128
+// bytes more; what leases and maximum holds need is behind one pointer.
+func TestConnSize(t *testing.T) {
+	if n := unsafe.Sizeof(conn{}); n > 512 {
+		t.Errorf("a conn takes %d bytes, over 512", n)
 	}
 }

@@ -177,13 +177,17 @@ func (c *conn) handleLock(req protocol.Request, perr error) {
 		}
 		if session {
 			c.waits.add(h, deadline)
-			c.lease.wait(h, p)
+			if p != (pending{}) {
+				c.leases().wait(h, p)
+			}
 			return
 		}
 		c.single = h
 		c.state = stWaiting
 		c.until = deadline
-		c.lease.single = p
+		if p != (pending{}) {
+			c.leases().single = p
+		}
 	case table.NotGranted:
 		if atWaitCap {
 			c.refuseOverCap(req.Name, "too many waits in this session", s.cfg.MaxSessionWaits)
@@ -463,7 +467,7 @@ func (c *conn) deliverEvents() {
 			if h == c.single {
 				c.state = stHeld
 				c.until = time.Time{}
-				c.replyGrant(h, c.lease.single)
+				c.replyGrant(h, c.lease.singlePending())
 				continue
 			}
 		case stSession:
@@ -490,7 +494,8 @@ func (c *conn) replyGrant(h table.Holder, p pending) {
 	}
 	if p.id != "" {
 		c.out = protocol.AppendLease(c.out, protocol.KindOK, name, h.Token(), p.id, p.ttl)
-		c.lease.unsent = append(c.lease.unsent, h)
+		ls := c.leases()
+		ls.unsent = append(ls.unsent, h)
 		if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
 			// By its fingerprint: the id is the lease, and logs are read by many.
 			c.srv.log.Debug("lease granted", "name", h.Name(), "lease", protocol.LeaseFingerprint(protocol.LeaseKey(p.id)),
@@ -503,7 +508,7 @@ func (c *conn) replyGrant(h table.Holder, p pending) {
 		return
 	}
 	if p.maxHold > 0 {
-		c.lease.arm(c, h, p.maxHold)
+		c.leases().arm(c, h, p.maxHold)
 	}
 	switch {
 	case c.state == stSession:
