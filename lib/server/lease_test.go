@@ -439,7 +439,8 @@ func TestMaxHoldConnection(t *testing.T) {
 }
 
 // TestMaxHoldReleasedFirst: a holder that lets go before its cap is never
-// taken away, and the cap's timer does not outlive it.
+// taken away (nor told so), and a new grant of the same name gets a cap of
+// its own.
 func TestMaxHoldReleasedFirst(t *testing.T) {
 	ts := start(t, server.Config{MaxHold: 100 * time.Millisecond})
 	h := dial(t, ts.addr)

@@ -16,6 +16,11 @@
 // parker, one epoll set for the server, until its peer sends something or
 // goes away.
 //
+// Leases are the table's (it ends them at their TTL); the server makes
+// their ids, kept only until the grant is answered and never logged, and
+// enforces the maximum hold of connection-bound holders with a timer each
+// (lease.go).
+//
 // It deliberately does not authenticate, encrypt or persist anything beyond
 // what the table persists; those belong to the listener and the table.
 package server
