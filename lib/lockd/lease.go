@@ -491,7 +491,10 @@ func (t *Table) restore(recs []LeaseRecord) {
 	now := t.now()
 	var top uint64
 	for _, r := range recs {
-		if r.Expires.UnixNano() <= now || l.keys[r.Key] != nil || r.Token == 0 {
+		if l.keys[r.Key] != nil {
+			continue // a store keeps one record per key; this is not one
+		}
+		if r.Expires.UnixNano() <= now || r.Token == 0 {
 			_ = l.store.End(r.Key)
 			continue
 		}

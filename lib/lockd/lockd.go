@@ -10,7 +10,9 @@
 // Table is a table.Table: the server works over that interface, and lockd
 // has no words of the wire (it does not import lib/protocol). A held lock
 // costs one holder (about 100 bytes) and, per name, one entry in a sharded
-// map; idle names are forgotten at once, which is safe because fencing
+// map (BenchmarkHeldMemory: about 230 bytes with its name); a lease costs
+// about 130 bytes more, for its key in the lease map and its place in the
+// expiry heap (BenchmarkLeaseMemory); idle names are forgotten at once, which is safe because fencing
 // tokens come from one server-wide counter.
 //
 // Fairness rule: a request is granted at once only if it is compatible with

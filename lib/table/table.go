@@ -173,7 +173,8 @@ type Notifier interface {
 type Owner interface {
 	// Info is who the owner is, as given to NewOwner.
 	Info() *Info
-	// Count is the number of holders and waiters the owner has.
+	// Count is the number of holders and waiters the owner has; a
+	// granted lease is not one of them.
 	Count() int
 }
 
@@ -199,7 +200,8 @@ type Table interface {
 	// Acquire asks for a lock on behalf of o. On Granted the Holder is
 	// held; on Queued it waits and o's Notifier is told when it is
 	// granted; on NotGranted and Refused the Holder is nil. A Holder
-	// that is not nil belongs to o until Release, Cancel or ReleaseAll.
+	// that is not nil belongs to o until Release, Cancel or ReleaseAll,
+	// or, for a lease request, until it is granted.
 	Acquire(o Owner, r Request) (Holder, Result, error)
 	// Release gives up h, held or waiting, and grants whoever can go
 	// now, telling them before it returns. It reports whether h was
@@ -210,15 +212,17 @@ type Table interface {
 	// is being, delivered through Granted.
 	Cancel(h Holder) bool
 	// ReleaseAll releases everything o holds or waits for, as when its
-	// connection closes.
+	// connection closes: its lease requests that wait, not its leases.
 	ReleaseAll(o Owner)
-	// Find returns o's holder (held or waiting) of name, or nil.
+	// Find returns o's holder (held or waiting) of name, or nil; never a
+	// granted lease.
 	Find(o Owner, name string) Holder
 	// Held reports whether h is held now (not waiting, not gone).
 	Held(h Holder) bool
 	// Break takes name away from all its holders, each told through
-	// Lost with ErrBroken, grants the waiters that can go now, and
-	// returns how many holders lost it.
+	// Lost with ErrBroken (but a lease: nobody is told), grants the
+	// waiters that can go now, and returns how many holders lost it,
+	// leases included.
 	Break(name string) int
 
 	// FirstNames returns the first max names (in byte order) that are

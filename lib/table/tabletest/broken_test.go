@@ -80,7 +80,7 @@ func TestBroken(t *testing.T) {
 		{"renew-past-max-hold", "", "lease_max_hold", "Renew(3h0m0s) past the max hold = "},
 		// Ends a renewed lease at the end it had before.
 		{"renew-timer", "", "lease_renew",
-			"the renewed lease, after a lease granted after it with the same TTL expired: {Name: Mode:0 Token:0"},
+			"the renewed lease, after a lease granted after it with twice its TTL expired: {Name: Mode:0 Token:0"},
 		// Cancel leaves the waiter in the counters.
 		{"count", "", "cancel", "empty table: Counters = {Acquired:2 NotAcquired:0 Held:0 Waiting:1 Names:0 Leases:0 Expired:0}, want Held, Waiting and Names 0"},
 	} {
