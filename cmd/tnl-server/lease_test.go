@@ -43,7 +43,7 @@ func heldTTL(t *testing.T, addr, id, name string, token uint64) float64 {
 }
 
 // TestLeaseSurvivesKill9: with --state-dir a lease outlives kill -9 of its
-// server: the restarted server holds it at once, with its token and no
+// server, and SIGTERM: the restarted server holds it at once, with its token and no
 // more time than it had, and the id renews and releases it; the restart
 // grace still holds back new grants, whose tokens are larger. The id is in
 // neither the log nor the state directory.
@@ -80,17 +80,24 @@ func TestLeaseSurvivesKill9(t *testing.T) {
 	if got := ask(t, p.addr, ".renew,lease:"+id+"\n"); got != "renewed,name:nightly,token:2,ttl:600\n" {
 		t.Errorf(".renew after the restart: got %q", got)
 	}
-	tok := token(t, p.addr, "other") // waits up to 1s: the grace
+	tok := tokenAfterGrace(t, p.addr, "other")
 	if tok <= 2 {
 		t.Errorf("a new grant's token %d, want above the lease's 2", tok)
 	}
 	if waited := time.Since(start); waited < 900*time.Millisecond {
 		t.Errorf("granted %v after the restart, within the grace", waited)
 	}
+	// SIGTERM closes every connection, which ends no lease.
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM", code)
+	}
+	p = startServer(t, nil, args...)
+	heldTTL(t, p.addr, id, "nightly", 2)
 	if got := ask(t, p.addr, ".release,lease:"+id+"\n"); got != "released,name:nightly\n" {
 		t.Errorf(".release after the restart: got %q", got)
 	}
-	if tok := token(t, p.addr, "nightly"); tok <= 2 {
+	if tok := tokenAfterGrace(t, p.addr, "nightly"); tok <= 2 {
 		t.Errorf("token %d after the release, want above 2", tok)
 	}
 	p.signal(t, syscall.SIGTERM)
@@ -162,4 +169,20 @@ func readDir(t *testing.T, dir string) string {
 		b.Write(data)
 	}
 	return b.String()
+}
+
+// tokenAfterGrace is token with a wait well past a restart grace of 1s.
+func tokenAfterGrace(t *testing.T, addr, name string) uint64 {
+	t.Helper()
+	c := dial(t, addr)
+	_ = c.nc.SetDeadline(time.Now().Add(ioTimeout))
+	fmt.Fprintf(c.nc, "lock,name:%s,wait:8\n", name)
+	line, err := c.r.ReadString('\n')
+	tok, ok := strings.CutPrefix(line, "ok,token:")
+	n, perr := strconv.ParseUint(strings.TrimSuffix(tok, "\n"), 10, 64)
+	if err != nil || !ok || perr != nil {
+		t.Fatalf("lock %s: got %q (err %v)", name, line, err)
+	}
+	c.roundtrip("release\n", "released\n")
+	return n
 }
