@@ -38,6 +38,9 @@ _tnl_server()
         --dead-peer-timeout|--first-line-timeout|--restart-grace)
             mapfile -t COMPREPLY < <(compgen -W '5s 10s 30s 1m 2m' -- "$cur")
             return 0 ;;
+        --max-hold)
+            mapfile -t COMPREPLY < <(compgen -W '0 10m 1h 2h 24h' -- "$cur")
+            return 0 ;;
         --listen|--port|--max-line-length|--max-conns|--max-waiters|--max-session-locks|--max-session-waits|--max-answer-bytes)
             return 0 ;;
     esac
@@ -45,7 +48,7 @@ _tnl_server()
     if [[ $cur == -* ]]; then
         local opts='--listen --port --state-dir --dead-peer-timeout --restart-grace
             --first-line-timeout --max-line-length --max-conns --max-waiters
-            --max-session-locks --max-session-waits --max-answer-bytes
+            --max-session-locks --max-session-waits --max-answer-bytes --max-hold
             --auth-token-file --admin-token-file --tls-cert --tls-key
             --tls-client-ca --log-format --log-level --info --debug --help
             --version'

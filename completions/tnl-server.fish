@@ -14,6 +14,7 @@ complete -c tnl-server -l max-waiters -x -d 'Most waiters per name, 0 for no cap
 complete -c tnl-server -l max-session-locks -x -d 'Most locks held or awaited by one session, 0 for no cap'
 complete -c tnl-server -l max-session-waits -x -d 'Most waits in one session, 0 for no cap'
 complete -c tnl-server -l max-answer-bytes -x -d 'Longest .holders answer in bytes'
+complete -c tnl-server -l max-hold -x -a '0 10m 1h 2h 24h' -d 'Take every lock away this long after its grant'
 complete -c tnl-server -l auth-token-file -r -F -d 'Require the shared secret in FILE'
 complete -c tnl-server -l admin-token-file -r -F -d 'Allow .break and .server-shutdown with the secret in FILE'
 complete -c tnl-server -l tls-cert -r -F -d 'Serve TLS with this certificate (PEM)'

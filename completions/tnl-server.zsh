@@ -14,6 +14,7 @@ _arguments -s -S \
   '--max-session-locks=[most locks held or awaited by one session, 0 for no cap]:locks:' \
   '--max-session-waits=[most waits in one session, 0 for no cap]:waits:' \
   '--max-answer-bytes=[longest .holders answer in bytes]:bytes:' \
+  '--max-hold=[take every lock away this long after its grant]:duration:(0 10m 1h 2h 24h)' \
   '--auth-token-file=[require the shared secret in FILE]:secret file:_files' \
   '--admin-token-file=[allow .break and .server-shutdown with the secret in FILE]:secret file:_files' \
   '--tls-cert=[serve TLS with this certificate (PEM)]:certificate:_files' \

@@ -387,6 +387,9 @@ func TestUsageErrors(t *testing.T) {
 		{"--max-session-waits", "-1"},
 		{"--max-answer-bytes", "4095"},
 		{"--max-answer-bytes", "67108865"},
+		{"--max-hold", "-1s"},
+		{"--max-hold", "8785h"},
+		{"--max-hold", "soon"},
 		{"--auth-token-file", "/nonexistent/token"},
 		{"--tls-cert", "/nonexistent/cert.pem"},
 	} {

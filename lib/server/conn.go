@@ -42,11 +42,20 @@ type conn struct {
 	info  table.Info  // who the peer is, as far as it said
 	owner table.Owner // nil until the first lock request or .session
 
+	// Four bytes and an int32 in one word: a legacy holder is a conn, and
+	// a conn of 512 bytes is in the 512-byte size class (one more word
+	// is 64 bytes more per holder).
 	state  uint8
 	ext    bool         // the single lock was asked for with extension keys
+	rdlSet bool         // rdl is known (false after a deadline fired)
+	dead   bool         // under mu: run has let go of everything: a late grant is released at once
+	nev    atomic.Int32 // len(granted)+len(broken)+len(lease.maxed)
 	single table.Holder // the lock of a legacy-style connection
 	until  time.Time    // wait deadline of the single lock; zero: none
 	waits  waitSet      // a session's waits
+	// lease is what leases and maximum holds need (lease.go); nil until
+	// a request needs it, so that the others pay a word. Set under mu.
+	lease *leaseState
 
 	// Filled by Granted and Lost on other goroutines; read by serve.
 	wmu sync.Mutex      // held by c's goroutine except while it reads
@@ -55,9 +64,7 @@ type conn struct {
 	mu      sync.Mutex
 	granted []table.Holder
 	broken  []table.Holder // taken away by an operator
-	nev     atomic.Int32   // len(granted)+len(broken)
-	rdl     time.Time      // the read deadline in force, as far as we know
-	rdlSet  bool           // rdl is known (false after a deadline fired)
+	rdl     time.Time      // the read deadline in force, as far as we know (and rdlSet)
 
 	buf   []byte // unread input: buf[r:w]
 	r, w  int
@@ -106,6 +113,14 @@ func (c *conn) Granted(h table.Holder) {
 		}
 	}
 	c.mu.Lock()
+	if c.dead {
+		// Granted after the connection let go of everything (a grant on
+		// its way while ReleaseAll ran): nobody will answer it. For a
+		// lease that matters: nobody knows its id, so it goes now.
+		c.mu.Unlock()
+		c.srv.table.Release(h)
+		return
+	}
 	c.granted = append(c.granted, h)
 	c.nev.Add(1)
 	c.mu.Unlock()
@@ -125,13 +140,16 @@ func (c *conn) Lost(h table.Holder, _ error) {
 	}
 }
 
-func (c *conn) takeEvents() (granted, broken []table.Holder) {
+func (c *conn) takeEvents() (granted, broken, maxed []table.Holder) {
 	c.mu.Lock()
 	granted, broken = c.granted, c.broken
 	c.granted, c.broken = nil, nil
+	if c.lease != nil {
+		maxed, c.lease.maxed = c.lease.maxed, nil
+	}
 	c.nev.Store(0)
 	c.mu.Unlock()
-	return granted, broken
+	return granted, broken, maxed
 }
 
 // pendingEvents is checked on every turn of the loop: an atomic, not c.mu.
@@ -153,10 +171,16 @@ func (c *conn) run() {
 	if c.loop() {
 		return // parked: the parker owns c now
 	}
+	// No direct answer from now on: what follows touches c's state
+	// without wmu.
+	c.wmu.Lock()
+	c.closing = true
+	c.wmu.Unlock()
 	// Closing releases everything held and cancels every wait, at once.
 	if c.owner != nil {
 		s.table.ReleaseAll(c.owner)
 	}
+	c.letGo()
 	if c.session {
 		s.nsessions.Add(-1)
 	}
@@ -411,6 +435,9 @@ func (c *conn) spill() bool {
 func (c *conn) writeOut(by time.Time) bool {
 	ok := c.writeChunk(c.out, by)
 	c.out = c.out[:0]
+	if ok {
+		c.lease.sent()
+	}
 	return ok
 }
 

@@ -3,7 +3,6 @@ package server
 import (
 	"syscall"
 
-	"github.com/tnl-lock/tnl/lib/protocol"
 	"github.com/tnl-lock/tnl/lib/table"
 )
 
@@ -23,7 +22,7 @@ func (c *conn) grantDirect(h table.Holder) bool {
 	if c.state != stSession || c.closing || c.srv.stopping.Load() || len(c.out) != 0 || !c.waits.drop(h) {
 		return false
 	}
-	c.reply(protocol.KindOK, h.Name(), h.Token(), "")
+	c.replyGrant(h, c.lease.unwait(h))
 	n, werr := -1, error(nil)
 	err := c.raw.Write(func(fd uintptr) bool {
 		n, werr = syscall.Write(int(fd), c.out)
@@ -31,6 +30,7 @@ func (c *conn) grantDirect(h table.Holder) bool {
 	})
 	if err == nil && werr == nil && n == len(c.out) {
 		c.out = c.out[:0]
+		c.lease.sent()
 		return true
 	}
 	if n > 0 {

@@ -34,6 +34,9 @@ func (c *conn) statsJSON() string {
 		{"connections", st.Connections},
 		{"sessions", st.Sessions},
 		{"uptime_seconds", int64(st.Uptime / time.Second)},
+		{"leases", st.Leases},
+		{"lease_expired_count", int64(st.Expired)},
+		{"max_hold_count", int64(st.MaxHolds)},
 		// 1 while fencing tokens cannot be made durable (the reason is in
 		// the log and in an extension .ping): values stay numbers, which
 		// tnl's clients, old ones too, decode as such.
@@ -119,13 +122,14 @@ func (c *conn) writeHolders(req protocol.Request) bool {
 	li := &sc.li
 	var ld protocol.LockInfo
 	var pd protocol.Party
+	var exp time.Time // pd.Expires points here: no allocation per party
 	full := false
 	for _, name := range sc.names {
 		cur := table.Cursor{}
 		opened := false
 		nh, nw := 0, 0 // holders and waiters listed
 		put := func(p *table.Party, waiter bool) bool {
-			pd = partyDoc(*p)
+			pd = partyDoc(p, &exp)
 			var ok bool
 			if opened {
 				b, ok = enc.Party(b, &pd, waiter)
@@ -185,7 +189,11 @@ func (c *conn) writeHolders(req protocol.Request) bool {
 	clear(li.Holders[:cap(li.Holders)])
 	clear(li.Waiters[:cap(li.Waiters)])
 	b = enc.End(b, truncated)
-	return c.writeChunk(b, by)
+	if !c.writeChunk(b, by) {
+		return false
+	}
+	c.lease.sent() // the answers before it went out in its first chunk
+	return true
 }
 
 // spillChunk writes out b once it holds a chunk, and empties it.
@@ -220,6 +228,17 @@ func (c *conn) writeChunk(b []byte, by time.Time) bool {
 	return true
 }
 
-func partyDoc(p table.Party) protocol.Party {
-	return protocol.Party{ClientID: p.ClientID, Host: p.Host, PID: p.PID, Addr: p.Addr, Mode: wireMode(p.Mode).String(), Since: p.Since.UTC(), Token: p.Token}
+// partyDoc is p as the holders answer shows it; a party with an end (a
+// lease, a maximum hold) gets Expires, pointing at exp. A lease is shown by
+// its fingerprint: its id is nowhere but with whoever took it.
+func partyDoc(p *table.Party, exp *time.Time) protocol.Party {
+	d := protocol.Party{ClientID: p.ClientID, Host: p.Host, PID: p.PID, Addr: p.Addr, Mode: wireMode(p.Mode).String(), Since: p.Since.UTC(), Token: p.Token}
+	if !p.Expires.IsZero() {
+		*exp = p.Expires.UTC()
+		d.Expires = exp
+	}
+	if p.Lease {
+		d.Lease = protocol.LeaseFingerprint(p.Key)
+	}
+	return d
 }

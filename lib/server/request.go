@@ -85,6 +85,9 @@ func (c *conn) handle(line []byte) {
 	case protocol.ActBreak:
 		c.handleBreak(req)
 		c.state = stDone
+	case protocol.ActRenew, protocol.ActReleaseLease, protocol.ActIsHeld:
+		c.handleLeaseOp(req, err)
+		c.state = stDone
 	default:
 		c.srv.log.Debug("bad action", "remote", c.info.Addr)
 		c.reply(protocol.KindBadAction, "", 0, "")
@@ -152,7 +155,13 @@ func (c *conn) handleLock(req protocol.Request, perr error) {
 	} else {
 		c.newOwner()
 	}
-	h, res, err := s.table.Acquire(c.owner, table.Request{Name: req.Name, Mode: tableMode(req.Mode), Limit: req.Limit, Wait: wait && !atWaitCap})
+	p, tr, err := c.prepare(req, wait && !atWaitCap)
+	if err != nil {
+		c.reply(protocol.KindErr, name, 0, err.Error())
+		c.endUnlessSession()
+		return
+	}
+	h, res, err := s.table.Acquire(c.owner, tr)
 	switch res {
 	case table.Granted:
 		if !session {
@@ -160,7 +169,7 @@ func (c *conn) handleLock(req protocol.Request, perr error) {
 			c.state = stHeld
 			s.log.Debug("lock granted", "name", req.Name, "remote", c.info.Addr, "client_id", req.ClientID, "token", h.Token())
 		}
-		c.replyGrant(h)
+		c.replyGrant(h, p)
 	case table.Queued:
 		var deadline time.Time
 		if req.Wait != protocol.WaitForever {
@@ -168,11 +177,17 @@ func (c *conn) handleLock(req protocol.Request, perr error) {
 		}
 		if session {
 			c.waits.add(h, deadline)
+			if p != (pending{}) {
+				c.leases().wait(h, p)
+			}
 			return
 		}
 		c.single = h
 		c.state = stWaiting
 		c.until = deadline
+		if p != (pending{}) {
+			c.leases().single = p
+		}
 	case table.NotGranted:
 		if atWaitCap {
 			c.refuseOverCap(req.Name, "too many waits in this session", s.cfg.MaxSessionWaits)
@@ -291,6 +306,8 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		// moment ago counts as held; its grant, queued by Granted, is
 		// dropped by deliverEvents because the wait is gone.
 		waiting := c.waits.drop(h)
+		c.lease.unwait(h)
+		c.lease.stop(h)
 		if !s.table.Release(h) && waiting {
 			c.reply(protocol.KindCancelled, req.Name, 0, "")
 			return
@@ -300,6 +317,8 @@ func (c *conn) handleSession(req protocol.Request, perr error) {
 		c.reply(protocol.KindErr, "", 0, "already in a session")
 	case protocol.ActBreak:
 		c.handleBreak(req)
+	case protocol.ActRenew, protocol.ActReleaseLease, protocol.ActIsHeld:
+		c.handleLeaseOp(req, perr)
 	default:
 		if req.Action == protocol.ActShutdown {
 			s.rlog.Warn("refused .server-shutdown from a peer", "remote", c.info.Addr)
@@ -390,6 +409,7 @@ func (c *conn) expire(now time.Time) {
 		for h := c.waits.expired(now); h != nil; h = c.waits.expired(now) {
 			if s.table.Cancel(h) {
 				c.waits.drop(h)
+				c.lease.unwait(h)
 				s.table.CountTimeout()
 				c.reply(protocol.KindTimeout, h.Name(), 0, "")
 				if !c.spill() {
@@ -403,22 +423,41 @@ func (c *conn) expire(now time.Time) {
 // deliverEvents answers the waits that were granted since the last look, and
 // tells of locks an operator broke.
 func (c *conn) deliverEvents() {
-	granted, broken := c.takeEvents()
+	granted, broken, maxed := c.takeEvents()
 	if c.srv.stopping.Load() {
 		// Shutting down: a lock granted now is released by ReleaseAll a
-		// moment later; announcing it would only mislead the client.
+		// moment later; announcing it would only mislead the client. A
+		// lease granted now is released here: ReleaseAll leaves leases,
+		// and nobody would ever know its id.
+		for _, h := range granted {
+			c.srv.table.Release(h)
+		}
 		c.state = stDone
 		return
 	}
 	for _, h := range broken {
+		c.lease.stop(h)
 		switch {
 		case c.state == stSession:
 			c.reply(protocol.KindLost, h.Name(), 0, "")
-			if !c.spill() {
-				return
-			}
+			c.spill() // on failure the state is stDone: the grants below are released
 		case h == c.single:
 			// A legacy-style holder learns it only by the connection closing.
+			c.state = stDone
+		}
+	}
+	for _, h := range maxed {
+		// Released already, by the timer (lease.go): only the telling is
+		// left, as for a break.
+		cap := c.lease.stop(h)
+		switch {
+		case c.state == stSession && cap == 0:
+			// Its timer was stopped: the session released it itself
+			// meanwhile, and was answered released.
+		case c.state == stSession:
+			c.out = protocol.AppendLost(c.out, h.Name(), maxHoldWhy(cap))
+			c.spill()
+		case h == c.single:
 			c.state = stDone
 		}
 	}
@@ -428,22 +467,49 @@ func (c *conn) deliverEvents() {
 			if h == c.single {
 				c.state = stHeld
 				c.until = time.Time{}
-				c.replyGrant(h)
+				c.replyGrant(h, c.lease.singlePending())
+				continue
 			}
 		case stSession:
 			if c.waits.drop(h) {
-				c.replyGrant(h)
-				if !c.spill() {
-					return
-				}
+				c.replyGrant(h, c.lease.unwait(h))
+				c.spill() // on failure the state is stDone: the rest are released
 			}
+			continue
 		}
-		// Any other state: the connection is ending and ReleaseAll frees
-		// the lock it was just given.
+		// Any other state: the connection is ending (a failed spill
+		// among them). ReleaseAll would free a lock it was just given,
+		// but not a lease, which nobody would know the id of: this frees
+		// both.
+		c.srv.table.Release(h)
 	}
 }
 
-func (c *conn) replyGrant(h table.Holder) {
+// replyGrant answers the grant of h, asked as p says: a lease's answer
+// carries its id and TTL, and a capped hold starts its timer.
+func (c *conn) replyGrant(h table.Holder, p pending) {
+	name := ""
+	if c.state == stSession {
+		name = h.Name()
+	}
+	if p.id != "" {
+		c.out = protocol.AppendLease(c.out, protocol.KindOK, name, h.Token(), p.id, p.ttl)
+		ls := c.leases()
+		ls.unsent = append(ls.unsent, h)
+		if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+			// By its fingerprint: the id is the lease, and logs are read by many.
+			c.srv.log.Debug("lease granted", "name", h.Name(), "lease", protocol.LeaseFingerprint(protocol.LeaseKey(p.id)),
+				"ttl", p.ttl, "remote", c.info.Addr, "client_id", c.info.ClientID, "token", h.Token())
+		}
+		if c.state != stSession {
+			// The connection holds nothing: the lease is not bound to it.
+			c.state = stDone
+		}
+		return
+	}
+	if p.maxHold > 0 {
+		c.leases().arm(c, h, p.maxHold)
+	}
 	switch {
 	case c.state == stSession:
 		c.reply(protocol.KindOK, h.Name(), h.Token(), "")

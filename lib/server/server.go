@@ -16,6 +16,11 @@
 // parker, one epoll set for the server, until its peer sends something or
 // goes away.
 //
+// Leases are the table's (it ends them at their TTL); the server makes
+// their ids, kept only until the grant is answered and never logged, and
+// enforces the maximum hold of connection-bound holders with a timer each
+// (lease.go).
+//
 // It deliberately does not authenticate, encrypt or persist anything beyond
 // what the table persists; those belong to the listener and the table.
 package server
@@ -83,6 +88,12 @@ type Config struct {
 	// AdminToken, when set, allows .break and .server-shutdown to requests
 	// that carry it. It also passes as an AuthToken.
 	AdminToken string
+	// MaxHold, when above 0, caps how long any holder keeps a lock from
+	// its grant, legacy holders too; a request's own max-hold, if
+	// smaller, wins. At the cap a connection-bound holder is taken away
+	// (a session is told with a lost line, any other connection is
+	// closed); a lease ends there, renewed or not.
+	MaxHold time.Duration
 	// OnShutdown is called after an admin's .server-shutdown was answered.
 	OnShutdown func()
 	// Logger receives the server's log lines; default slog.Default().
@@ -112,6 +123,7 @@ type Server struct {
 	nconns    atomic.Int64
 	nsessions atomic.Int64
 	requests  atomic.Uint64
+	maxHolds  atomic.Uint64 // holders taken away at their maximum hold
 }
 
 // New returns a server for table t. The server times waits out itself
@@ -317,6 +329,10 @@ type Stats struct {
 	Connections int64
 	Sessions    int64
 	Uptime      time.Duration
+	// MaxHolds counts the connection-bound holders taken away at their
+	// maximum hold. (A lease that reaches it ends as it would at its TTL,
+	// and is counted in Expired.)
+	MaxHolds uint64
 	// Degraded is why the table cannot grant every lock now (for lib/lockd:
 	// fencing tokens cannot be made durable), or nil: Table.Degraded.
 	Degraded error
@@ -330,6 +346,7 @@ func (s *Server) Stats() Stats {
 		Connections: s.nconns.Load(),
 		Sessions:    s.nsessions.Load(),
 		Uptime:      time.Since(s.start),
+		MaxHolds:    s.maxHolds.Load(),
 		Degraded:    s.table.Degraded(),
 	}
 }

@@ -38,7 +38,7 @@ import (
 type Flags struct {
 	Listen           string           `help:"Address to listen on: HOST:PORT, or HOST with --port." env:"TNL_LISTEN" default:"${default_listen}" placeholder:"ADDR"`
 	Port             *int             `help:"Port to listen on (overrides the port of --listen; 0 picks a free one)." placeholder:"N"`
-	StateDir         string           `help:"Directory for durable state (fencing tokens); without it tokens restart from 1." env:"TNL_STATE_DIR" placeholder:"DIR"`
+	StateDir         string           `help:"Directory for durable state (fencing tokens, leases); without it tokens restart from 1 and leases end with the server." env:"TNL_STATE_DIR" placeholder:"DIR"`
 	DeadPeerTimeout  cli.Duration     `help:"Release the locks of a client that vanished (no FIN, no RST) within this time." default:"30s"`
 	RestartGrace     *cli.Duration    `help:"Grant nothing for this long after starting: when given, at every start; by default (the --dead-peer-timeout) only after a restart over earlier --state-dir state; 0: never." placeholder:"DURATION"`
 	FirstLineTimeout cli.Duration     `help:"Close a connection that sends no complete request within this time." default:"10s"`
@@ -47,6 +47,7 @@ type Flags struct {
 	MaxWaiters       int              `help:"Refuse waiters beyond this many per lock name (0: no cap)." default:"10000"`
 	MaxSessionLocks  int              `help:"Refuse locks beyond this many held or awaited by one session (0: no cap)." default:"100000"`
 	MaxSessionWaits  int              `help:"Refuse waits beyond this many in one session (0: no cap)." default:"10000"`
+	MaxHold          cli.Duration     `help:"Take every lock away this long after its grant, legacy ones and leases too (0: no cap); a request's own max-hold, if smaller, wins." default:"0" placeholder:"DURATION"`
 	MaxAnswerBytes   int              `help:"Cut a .holders answer at this many bytes (it then says truncated)." default:"1048576" placeholder:"BYTES"`
 	AuthTokenFile    string           `help:"Require the shared secret in FILE from every client (.ping excepted)." env:"TNL_AUTH_TOKEN_FILE" placeholder:"FILE" type:"existingfile"`
 	AdminTokenFile   string           `help:"Allow .break and .server-shutdown to clients that send the secret in FILE." env:"TNL_ADMIN_TOKEN_FILE" placeholder:"FILE" type:"existingfile"`
@@ -92,13 +93,20 @@ func Run(c *Flags, version string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	leases, err := openLeases(c, log)
+	if err != nil {
+		return err
+	}
+	if leases != nil {
+		defer leases.Close()
+	}
 	auth, admin, tlsConfig, err := loadSecurity(c, log)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	table, stopHoldOff, err := newTable(c, tokens, restarted, log)
+	table, stopHoldOff, err := newTable(c, tokens, leases, restarted, log)
 	if err != nil {
 		return err
 	}
@@ -111,6 +119,7 @@ func Run(c *Flags, version string, stderr io.Writer) error {
 		MaxAnswerBytes:   c.MaxAnswerBytes,
 		MaxSessionLocks:  noCap(c.MaxSessionLocks),
 		MaxSessionWaits:  noCap(c.MaxSessionWaits),
+		MaxHold:          time.Duration(c.MaxHold),
 		AuthToken:        auth,
 		AdminToken:       admin,
 		OnShutdown:       stop,
@@ -125,7 +134,7 @@ func Run(c *Flags, version string, stderr io.Writer) error {
 	}
 	logFileLimit(log)
 	log.Info("listening", "addr", l.Addr().String(), "version", version, "dead_peer_timeout", time.Duration(c.DeadPeerTimeout),
-		"tls", tlsConfig != nil, "auth", auth != "")
+		"tls", tlsConfig != nil, "auth", auth != "", "max_hold", time.Duration(c.MaxHold))
 	return serveUntilDone(ctx, srv, l, log)
 }
 
@@ -141,6 +150,9 @@ func check(c *Flags) (string, error) {
 	}
 	if c.FenceBlock < 2 || c.FenceBlock > lockd.MaxBlock {
 		return "", &exitError{2, fmt.Errorf("invalid --fence-block %d: want 2 to %d", c.FenceBlock, uint64(lockd.MaxBlock))}
+	}
+	if c.MaxHold < 0 || time.Duration(c.MaxHold) > protocol.MaxTTL {
+		return "", &exitError{2, fmt.Errorf("invalid --max-hold %v: want 0 (no cap) to 366 days", time.Duration(c.MaxHold))}
 	}
 	if c.MaxAnswerBytes < minAnswerBytes || c.MaxAnswerBytes > protocol.MaxReplyLine {
 		return "", &exitError{2, fmt.Errorf("invalid --max-answer-bytes %d: want %d to %d", c.MaxAnswerBytes, minAnswerBytes, protocol.MaxReplyLine)}
@@ -172,7 +184,7 @@ func startProfile(path string) (stop func(), err error) {
 // restarted says it holds an earlier run's tokens.
 func openTokens(c *Flags, log *slog.Logger) (tokens lockd.TokenSource, restarted bool, err error) {
 	if c.StateDir == "" {
-		log.Warn("no --state-dir: fencing tokens start from 1 again after a restart")
+		log.Warn("no --state-dir: fencing tokens start from 1 again after a restart, and leases end with the server")
 		return nil, false, nil
 	}
 	ft, err := lockd.OpenFileTokens(c.StateDir, c.FenceBlock)
@@ -184,6 +196,24 @@ func openTokens(c *Flags, log *slog.Logger) (tokens lockd.TokenSource, restarted
 	// The state of an earlier run: this is a restart, after a crash or
 	// not, and that run's holders may still be running their commands.
 	return ft, ft.Last() > 0, nil
+}
+
+// openLeases opens the lease log of --state-dir (nil without it), whose
+// unexpired leases the table holds again before it grants anything. After
+// openTokens: on a fresh directory the fencing state wants no other file.
+func openLeases(c *Flags, log *slog.Logger) (*lockd.FileLeases, error) {
+	if c.StateDir == "" {
+		return nil, nil
+	}
+	fl, err := lockd.OpenFileLeases(c.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if w := fl.Warning(); w != nil {
+		log.Warn("lease state: dropped a damaged last line (a crash in the middle of a write)", "err", w)
+	}
+	log.Info("lease state", "dir", c.StateDir, "leases", len(fl.Leases()))
+	return fl, nil
 }
 
 // loadSecurity reads the secrets and builds TLS (package security).
@@ -205,7 +235,7 @@ func loadSecurity(c *Flags, log *slog.Logger) (auth, admin string, tlsConfig *tl
 
 // newTable makes the lock table, granting nothing for the restart grace
 // when there is one; stop cancels the grace's timer.
-func newTable(c *Flags, tokens lockd.TokenSource, restarted bool, log *slog.Logger) (table *lockd.Table, stop func(), err error) {
+func newTable(c *Flags, tokens lockd.TokenSource, leases *lockd.FileLeases, restarted bool, log *slog.Logger) (table *lockd.Table, stop func(), err error) {
 	grace := time.Duration(c.DeadPeerTimeout)
 	if c.RestartGrace != nil {
 		grace = time.Duration(*c.RestartGrace)
@@ -217,7 +247,16 @@ func newTable(c *Flags, tokens lockd.TokenSource, restarted bool, log *slog.Logg
 	// knows whether an earlier run (one without --state-dir, or with another
 	// one, or whose state was lost) may have holders still running.
 	holdOff := grace > 0 && (restarted || c.RestartGrace != nil)
-	table = lockd.New(lockd.Options{Tokens: tokens, MaxWaiters: c.MaxWaiters, HoldOff: holdOff})
+	opts := lockd.Options{Tokens: tokens, MaxWaiters: c.MaxWaiters, HoldOff: holdOff}
+	if leases != nil {
+		// Not a nil *FileLeases in the interface: lockd reads nil as
+		// "in memory".
+		opts.Leases = leases
+	}
+	// The leases of the earlier run are held again here, at once, with
+	// their tokens and expiries: the grace is for the holders the server
+	// cannot know of, and a lease's holder is known.
+	table = lockd.New(opts)
 	if !holdOff {
 		return table, func() {}, nil
 	}
