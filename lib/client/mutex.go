@@ -44,6 +44,9 @@ func (c *Client) Mutex(name string, o LockOptions) *Mutex {
 // the LockOptions' Wait ran out, a *ServerError, a *LostError when the
 // session ended. Nothing is held when it fails.
 func (m *Mutex) Lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil { // before select, which picks at random
+		return err
+	}
 	select {
 	case m.sem <- struct{}{}:
 	case <-ctx.Done():
