@@ -157,6 +157,17 @@ var (
 
 var reasons = [...]error{ErrNotHeld, ErrInvalidName, ErrAuthRequired, ErrAuthFailed, ErrAdminRequired, ErrLimitMismatch, ErrQueueFull, ErrNoLease}
 
+// UnknownActionError is a server's bad-action answer to a request: the
+// server does not know the action (it predates it: leases, say).
+type UnknownActionError struct {
+	Addr   string // the server
+	Action string // the request's action, ".is-held"
+}
+
+func (e *UnknownActionError) Error() string {
+	return "server " + e.Addr + " does not know " + e.Action + " (it answered bad-action): it predates it"
+}
+
 // refusedError is a refused session: its own words, and the ServerError
 // underneath for errors.As.
 type refusedError struct {
@@ -250,7 +261,11 @@ type call struct {
 	seq uint64
 	// want is the answer a lease query waits for (KindRenewed, KindHeld,
 	// KindReleased); KindUnknown for the other queries.
-	want  protocol.Kind
+	want   protocol.Kind
+	action protocol.Action // of a query
+	// lock is the Lock made of a grant, held from the moment the answer
+	// is read: a loss right behind the grant (a tiny maximum hold) finds it.
+	lock  *Lock
 	reply protocol.Reply
 	err   error
 	done  chan struct{}
@@ -705,6 +720,10 @@ func (c *Client) dispatch(rep protocol.Reply) {
 			return
 		}
 		delete(c.calls, rep.Name)
+		if rep.Kind == protocol.KindOK && rep.Lease == "" {
+			cl.lock = &Lock{c: c, name: rep.Name, token: rep.Token, done: make(chan struct{})}
+			c.locks[rep.Name] = cl.lock
+		}
 		cl.reply = rep
 		close(cl.done)
 	case protocol.KindReleased, protocol.KindCancelled:
@@ -732,6 +751,12 @@ func (c *Client) dispatch(rep protocol.Reply) {
 		}
 	case protocol.KindPong, protocol.KindStats, protocol.KindHolders:
 		c.popQuery(rep, nil)
+	case protocol.KindBadAction:
+		// A server that predates a query's action (a lease request to a
+		// server without leases) answers it so, at once, in order.
+		if len(c.queries) > 0 {
+			c.popQuery(rep, &UnknownActionError{Addr: c.opts.Addr, Action: c.queries[0].action.String()})
+		}
 	case protocol.KindLost:
 		// An operator broke the lock (tnl-stats --break), or the server
 		// took it away and says why (its maximum hold).
@@ -819,17 +844,16 @@ func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lock, e
 	if err != nil {
 		return nil, err
 	}
-	rep, err := c.ask(ctx, req)
+	_, l, err := c.ask(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	l := &Lock{c: c, name: name, token: rep.Token, done: make(chan struct{})}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return nil, c.err
+	if err := c.Err(); err != nil {
+		return nil, err
 	}
-	c.locks[name] = l
+	if l == nil {
+		return nil, fmt.Errorf("server %s granted %s as a lease, unasked", c.opts.Addr, name)
+	}
 	return l, nil
 }
 
@@ -869,45 +893,46 @@ func checkSpan(what string, d time.Duration, optional bool) error {
 	return nil
 }
 
-// ask sends a lock request and waits for its grant: the ok answer, or
+// ask sends a lock request and waits for its grant: the ok answer and the
+// Lock of the session that dispatch made of it (nil for a lease), or
 // ErrNotGranted, ErrTimeout, ctx.Err(), a *ServerError, the session's end.
-func (c *Client) ask(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
+func (c *Client) ask(ctx context.Context, req protocol.Request) (protocol.Reply, *Lock, error) {
 	name := req.Name
 	cl := &call{name: name, done: make(chan struct{})}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		return protocol.Reply{}, c.err
+		return protocol.Reply{}, nil, c.err
 	}
 	if c.calls[name] != nil || c.locks[name] != nil || c.releases[name] != nil {
 		c.mu.Unlock()
-		return protocol.Reply{}, fmt.Errorf("lock %s: already held or awaited by this client", name)
+		return protocol.Reply{}, nil, fmt.Errorf("lock %s: already held or awaited by this client", name)
 	}
 	c.calls[name] = cl
 	c.mu.Unlock()
 	if err := c.send(req); err != nil {
-		return protocol.Reply{}, err
+		return protocol.Reply{}, nil, err
 	}
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
 		if gone, err := c.withdraw(ctx, cl); gone {
-			return protocol.Reply{}, err
+			return protocol.Reply{}, nil, err
 		}
 		<-cl.done
 	}
 	if cl.err != nil {
-		return protocol.Reply{}, cl.err
+		return protocol.Reply{}, nil, cl.err
 	}
 	switch cl.reply.Kind {
 	case protocol.KindOK:
-		return cl.reply, nil
+		return cl.reply, cl.lock, nil
 	case protocol.KindNotGranted:
-		return protocol.Reply{}, ErrNotGranted
+		return protocol.Reply{}, nil, ErrNotGranted
 	case protocol.KindTimeout:
-		return protocol.Reply{}, ErrTimeout
+		return protocol.Reply{}, nil, ErrTimeout
 	}
-	return protocol.Reply{}, ctx.Err()
+	return protocol.Reply{}, nil, ctx.Err()
 }
 
 // withdraw leaves the queue for a call whose context ended. gone is false
@@ -946,7 +971,7 @@ func (c *Client) withdraw(ctx context.Context, cl *call) (bool, error) {
 // query sends a request answered in order (.ping, .stats, .holders, and
 // the lease requests, whose answer is want).
 func (c *Client) query(ctx context.Context, req protocol.Request, want protocol.Kind) (protocol.Reply, error) {
-	q := &call{want: want, done: make(chan struct{})}
+	q := &call{want: want, action: req.Action, done: make(chan struct{})}
 	c.wmu.Lock() // the order of queries must match the order on the wire
 	c.mu.Lock()
 	if c.err != nil {

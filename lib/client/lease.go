@@ -60,9 +60,12 @@ func (c *Client) AcquireLease(ctx context.Context, name string, ttl time.Duratio
 	}
 	req.TTL = ttl
 	at := time.Now()
-	rep, err := c.ask(ctx, req)
+	rep, l, err := c.ask(ctx, req)
 	if err != nil {
 		return nil, err
+	}
+	if l != nil { // held by the session: let it go
+		_ = l.Release()
 	}
 	if rep.Lease == "" {
 		return nil, fmt.Errorf("server %s granted %s without a lease id: it does not know leases", c.opts.Addr, name)

@@ -118,16 +118,16 @@ func TestLeaseWireBytes(t *testing.T) {
 		}
 	}
 
-	// A lock with a maximum hold, and its loss at the cap.
+	// A lock with a maximum hold, and its loss at the cap, right behind the
+	// grant: the loss is not missed while Lock returns.
 	var held *client.Lock
 	err = exchange(t, s, nc, func() (err error) {
 		held, err = c.Lock(ctx, "deploy", client.LockOptions{MaxHold: 2 * time.Second})
 		return err
-	}, "lock,name:deploy,max-hold:2\n", "ok,name:deploy,token:24\n")
+	}, "lock,name:deploy,max-hold:2\n", "ok,name:deploy,token:24\nlost,name:deploy,why:maximum hold of 2s reached\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(nc, "lost,name:deploy,why:maximum hold of 2s reached\n")
 	deadline.Within(t, 10*time.Second, held.Done(), "the loss at the maximum hold")
 	var le *client.LostError
 	if err := held.Err(); !errors.As(err, &le) || le.Name != "deploy" || le.Why != "maximum hold of 2s reached on server "+c.Addr() {
@@ -246,5 +246,46 @@ func TestLeaseWithdrawnAsGranted(t *testing.T) {
 	io.WriteString(nc, "released,name:n\n")
 	if err := deadline.Within(t, 10*time.Second, done, "AcquireLease"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("withdrawn: %v", err)
+	}
+}
+
+// TestLeaseUnknownToServer: a server that grants a lease request as a
+// plain lock (it ignores ttl:) is said to know no leases, and the lock it
+// gave the session is released at once.
+func TestLeaseUnknownToServer(t *testing.T) {
+	c, s, nc := dialScripted(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.AcquireLease(context.Background(), "n", time.Hour, client.LockOptions{})
+		done <- err
+	}()
+	if got := deadline.Within(t, 10*time.Second, s.lines, "the lease request"); got != "lock,name:n,ttl:3600\n" {
+		t.Fatalf("sent %q", got)
+	}
+	io.WriteString(nc, "ok,name:n,token:9\n")
+	if got := deadline.Within(t, 10*time.Second, s.lines, "the release"); got != "release,name:n\n" {
+		t.Fatalf("sent %q", got)
+	}
+	io.WriteString(nc, "released,name:n\n")
+	want := "server " + c.Addr() + " granted n without a lease id: it does not know leases"
+	if err := deadline.Within(t, 10*time.Second, done, "AcquireLease"); err == nil || err.Error() != want {
+		t.Fatalf("AcquireLease: %v, want %q", err, want)
+	}
+}
+
+// TestLeaseQueryBadAction: a server that predates leases answers their
+// requests bad-action: an UnknownActionError naming the action, and the
+// session goes on.
+func TestLeaseQueryBadAction(t *testing.T) {
+	c, s, nc := dialScripted(t)
+	ctx := context.Background()
+	err := exchange(t, s, nc, func() error { _, err := c.LeaseHeld(ctx, testLease); return err },
+		".is-held,lease:"+testLease+"\n", "bad-action\n")
+	var ue *client.UnknownActionError
+	if !errors.As(err, &ue) || ue.Action != ".is-held" || err.Error() != "server "+c.Addr()+" does not know .is-held (it answered bad-action): it predates it" {
+		t.Fatalf("is-held answered bad-action: %v", err)
+	}
+	if err := exchange(t, s, nc, func() error { return c.Ping(ctx) }, ".ping\n", "pong\n"); err != nil {
+		t.Fatalf("ping after: %v", err)
 	}
 }
