@@ -208,7 +208,8 @@ func (r *Request) heldBy(ctx context.Context, c *client.Client) string {
 }
 
 // DescribeHolders says who holds a lock and since when, in one phrase:
-// "alice@build1 (pid 4242 on build1) since 10:42:01 (3m12s ago), 2 waiting".
+// "alice@build1 (pid 4242 on build1) since 10:42:01 (3m12s ago), 2 waiting";
+// and until when, for a hold with an end: "..., ends in 1h58m".
 func DescribeHolders(li protocol.LockInfo, now time.Time) string {
 	if len(li.Holders) == 0 {
 		if len(li.Waiters) > 0 {
@@ -218,6 +219,9 @@ func DescribeHolders(li protocol.LockInfo, now time.Time) string {
 	}
 	h := li.Holders[0]
 	s := DescribeParty(h) + " since " + Since(h.Since, now)
+	if h.Expires != nil {
+		s += ", ends " + Until(h.Expires, now)
+	}
 	if n := len(li.Holders) - 1; n > 0 {
 		s += fmt.Sprintf(" and %d more", n)
 	}
@@ -227,10 +231,15 @@ func DescribeHolders(li protocol.LockInfo, now time.Time) string {
 	return s
 }
 
-// DescribeParty names a holder or waiter: "alice@build1 (pid 4242 on build1)".
+// DescribeParty names a holder or waiter: "alice@build1 (pid 4242 on build1)";
+// a lease by its fingerprint, since no process holds it: "cron (lease
+// ab12cd34 on etl-1)".
 func DescribeParty(h protocol.Party) string {
 	var extra []string
-	if h.PID > 0 {
+	switch {
+	case h.Lease != "":
+		extra = append(extra, "lease "+h.Lease)
+	case h.PID > 0:
 		extra = append(extra, fmt.Sprintf("pid %d", h.PID))
 	}
 	if h.Host != "" {
@@ -264,6 +273,25 @@ func Since(t, now time.Time) string {
 		ago = 0
 	}
 	return fmt.Sprintf("%s (%v ago)", lt.Format(layout), ago)
+}
+
+// Until says when a party's hold ends, for people: "in 1h59m", "in 4m30s",
+// "in 12s", cut down (never more time than is left); "now" once due;
+// "-" when nothing ends it (nil).
+func Until(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	d := t.Sub(now)
+	switch {
+	case d < time.Second:
+		return "now"
+	case d < time.Minute:
+		return fmt.Sprintf("in %ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("in %dm%ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	}
+	return fmt.Sprintf("in %dh%dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
 }
 
 func (r *Request) logf(format string, args ...any) {
