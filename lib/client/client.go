@@ -23,7 +23,8 @@
 // ReleaseLease), locks held by a secret id rather than by the session,
 // which outlive it until released or until their TTL runs out; a maximum
 // hold on any lock (LockOptions.MaxHold); and Mutex, a lock name used with
-// Lock and Unlock as a DLM's or Consul's lock is.
+// Lock and Unlock as a DLM's or Consul's lock is. A server that predates a
+// request answers it with an *UnknownActionError.
 //
 // It deliberately does not retry or reconnect: a lost lock is lost, and
 // a new Dial makes a new session, which is what lock users must reason about.
