@@ -35,7 +35,7 @@ _tnl_do()
             -s|--server|--host|--port|--client-id|-w|--wait|--limit|-E|\
             --conflict-exit-code|--on-lost|--kill-after|--lock-name|--retry|\
             --retry-wait|--keep-alive-secs|--auth-token-file|--tls-ca|\
-            --tls-cert|--tls-key)
+            --tls-cert|--tls-key|--max-hold)
                 [[ ${COMP_WORDS[i+1]-} == = ]] && i=$(( i + 1 ))
                 i=$(( i + 1 )) ;;
             =|-*) ;;
@@ -71,6 +71,9 @@ _tnl_do()
         --kill-after)
             mapfile -t COMPREPLY < <(compgen -W '1s 5s 10s 30s' -- "$cur")
             return 0 ;;
+        --max-hold)
+            mapfile -t COMPREPLY < <(compgen -W '30s 5m 15m 1h 2h 12h 24h' -- "$cur")
+            return 0 ;;
         --host)
             mapfile -t COMPREPLY < <(compgen -A hostname -- "$cur")
             return 0 ;;
@@ -87,7 +90,7 @@ _tnl_do()
         local opts='--server --host --port --client-id --wait --shared --limit
             --conflict-exit-code --shell --on-lost --kill-after --lock-name
             --retry --retry-wait --keep-alive --keep-alive-secs --verbose
-            --auth-token-file --tls --tls-ca --tls-cert --tls-key
+            --max-hold --auth-token-file --tls --tls-ca --tls-cert --tls-key
             --help --version --'
         [[ $cur == -- || $cur == --?* ]] || opts+=' -s -w -E -c -v -h'
         mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")

@@ -22,7 +22,7 @@ function __tnl_do_command_at
             case -s --server --host --port --client-id -w --wait --limit -E \
                 --conflict-exit-code --on-lost --kill-after --lock-name --retry \
                 --retry-wait --keep-alive-secs --auth-token-file --tls-ca --tls-cert \
-                --tls-key
+                --tls-key --max-hold
                 set skip 1
             case '-*'
             case '*'
@@ -66,6 +66,7 @@ complete -c tnl-do -n 'not __tnl_do_in_command' -s E -l conflict-exit-code -x -d
 complete -c tnl-do -n 'not __tnl_do_in_command' -s c -l shell -d 'Run COMMAND with /bin/sh -c'
 complete -c tnl-do -n 'not __tnl_do_in_command' -l on-lost -x -a 'term kill ignore' -d 'What to do when the lock is lost'
 complete -c tnl-do -n 'not __tnl_do_in_command' -l kill-after -x -a '1s 5s 10s 30s' -d 'Grace between SIGTERM and SIGKILL'
+complete -c tnl-do -n 'not __tnl_do_in_command' -l max-hold -x -a '30s 5m 15m 1h 2h 12h 24h' -d 'Hold the lock at most DURATION'
 complete -c tnl-do -n 'not __tnl_do_in_command' -l lock-name -x -d 'Lock name (tcpnetlock spelling)'
 complete -c tnl-do -n 'not __tnl_do_in_command' -l retry -x -d 'Tries after the first (tcpnetlock spelling)'
 complete -c tnl-do -n 'not __tnl_do_in_command' -l retry-wait -x -d 'Seconds between tries'

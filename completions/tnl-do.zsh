@@ -14,6 +14,7 @@ args=(
   '(-c --shell)'{-c,--shell}'[run COMMAND with /bin/sh -c]'
   '--on-lost=[what to do when the lock is lost]:action:(term kill ignore)'
   '--kill-after=[grace between SIGTERM and SIGKILL]:duration:(1s 5s 10s 30s)'
+  '--max-hold=[hold the lock at most DURATION]:duration (1h, 30m):(30s 5m 15m 1h 2h 12h 24h)'
   '--lock-name=[lock name, tcpnetlock spelling]:lock name:'
   '--retry=[tries after the first, tcpnetlock spelling]:tries:'
   '--retry-wait=[seconds between tries]:seconds:'

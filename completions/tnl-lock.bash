@@ -23,6 +23,9 @@ _tnl_lock()
         -w|--wait)
             mapfile -t COMPREPLY < <(compgen -W '0 10s 30s 1m 5m 15m 1h inf' -- "$cur")
             return 0 ;;
+        --ttl|--max-hold)
+            mapfile -t COMPREPLY < <(compgen -W '30s 5m 15m 1h 2h 12h 24h' -- "$cur")
+            return 0 ;;
         --host)
             mapfile -t COMPREPLY < <(compgen -A hostname -- "$cur")
             return 0 ;;
@@ -31,13 +34,14 @@ _tnl_lock()
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")
             return 0 ;;
         -s|--server|--port|--client-id|--limit|-E|--conflict-exit-code|\
-        --keep-alive-secs)
+        --keep-alive-secs|--lease)
             return 0 ;;
     esac
 
     if [[ $cur == -* ]]; then
         local opts='--server --host --port --client-id --wait --shared --limit
             --conflict-exit-code --keep-alive --keep-alive-secs --lost-deadline --verbose
+            --ttl --max-hold --renew --release --is-held --lease
             --auth-token-file --tls --tls-ca --tls-cert --tls-key
             --help --version'
         [[ $cur == -- || $cur == --?* ]] || opts+=' -s -w -E -v -h'

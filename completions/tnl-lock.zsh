@@ -13,6 +13,12 @@ _arguments -s -S \
   '--keep-alive[accepted for tcpnetlock, ignored]' \
   '--keep-alive-secs=[accepted for tcpnetlock, ignored]:seconds:' \
   '--lost-deadline[when lost, print lost and exit at the kill deadline]' \
+  '--ttl=[take a lease of DURATION (with --renew: the new TTL)]:duration (2h, 30m):(30s 5m 15m 1h 2h 12h 24h)' \
+  '--max-hold=[hold the lock at most DURATION]:duration (1h, 30m):(30s 5m 15m 1h 2h 12h 24h)' \
+  '(--release --is-held)--renew[renew the lease (--lease, else $TNL_LEASE)]' \
+  '(--renew --is-held)--release[release the lease (--lease, else $TNL_LEASE)]' \
+  '(--renew --release)--is-held[exit 0 when the lease is held, 122 when not]' \
+  '--lease=[lease id for --renew, --release, --is-held]:lease id:' \
   '(-v --verbose)'{-v,--verbose}'[say what happens on stderr]' \
   '--auth-token-file=[read the shared secret from FILE]:secret file:_files' \
   '--tls[talk TLS to the server, trusting the system CAs]' \

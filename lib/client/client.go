@@ -16,8 +16,15 @@
 // Errors are typed, for errors.Is and errors.As, never for matching words:
 // ErrNotGranted and ErrTimeout when the lock is not granted, a *LostError
 // (ErrLost) when it was lost, a *ServerError, whose reason errors.Is tells
-// (ErrNotHeld, ErrAuthFailed, ...), when the server refused. Holders returns
-// the server's own holders schema, protocol.LockInfo.
+// (ErrNotHeld, ErrAuthFailed, ErrNoLease, ...), when the server refused.
+// Holders returns the server's own holders schema, protocol.LockInfo.
+//
+// Beside the session's own locks: leases (AcquireLease, Renew, LeaseHeld,
+// ReleaseLease), locks held by a secret id rather than by the session,
+// which outlive it until released or until their TTL runs out; a maximum
+// hold on any lock (LockOptions.MaxHold); and Mutex, a lock name used with
+// Lock and Unlock as a DLM's or Consul's lock is. A server that predates a
+// request answers it with an *UnknownActionError.
 //
 // It deliberately does not retry or reconnect: a lost lock is lost, and
 // a new Dial makes a new session, which is what lock users must reason about.
@@ -149,7 +156,18 @@ var (
 	ErrQueueFull     = errors.New(protocol.ReasonQueueFull)     // the name has too many waiters
 )
 
-var reasons = [...]error{ErrNotHeld, ErrInvalidName, ErrAuthRequired, ErrAuthFailed, ErrAdminRequired, ErrLimitMismatch, ErrQueueFull}
+var reasons = [...]error{ErrNotHeld, ErrInvalidName, ErrAuthRequired, ErrAuthFailed, ErrAdminRequired, ErrLimitMismatch, ErrQueueFull, ErrNoLease}
+
+// UnknownActionError is a server's bad-action answer to a request: the
+// server does not know the action (it predates it: leases, say).
+type UnknownActionError struct {
+	Addr   string // the server
+	Action string // the request's action, ".is-held"
+}
+
+func (e *UnknownActionError) Error() string {
+	return "server " + e.Addr + " does not know " + e.Action + " (it answered bad-action): it predates it"
+}
 
 // refusedError is a refused session: its own words, and the ServerError
 // underneath for errors.As.
@@ -193,6 +211,12 @@ type LockOptions struct {
 	Shared bool
 	// Limit makes the lock a semaphore of Limit holders (exclusive only).
 	Limit int
+	// MaxHold, when not 0, caps how long the lock is held from its grant
+	// (max-hold:, protocol.MinTTL to protocol.MaxTTL): at the cap the
+	// server takes it away and the Lock is lost, with the server's why. The
+	// server's own --max-hold applies when it is smaller. For a lease it is
+	// the longest its renewals can make it last.
+	MaxHold time.Duration
 }
 
 // Client is an open session with tnl-server. It is safe for concurrent use.
@@ -218,6 +242,8 @@ type Client struct {
 	queries  []*call          // .ping/.stats/.holders, answered in order
 	beats    []time.Duration  // heartbeats in flight: when each was sent
 	err      error            // why the session ended
+	// wseq counts the lines written; it moves under wmu and mu both.
+	wseq uint64
 
 	done chan struct{}
 }
@@ -230,9 +256,20 @@ type call struct {
 	// timeout, err) followed by the release's (released, err not held).
 	// lockAnswered says the first of the two came.
 	lockAnswered bool
-	reply        protocol.Reply
-	err          error
-	done         chan struct{}
+	// seq is the place on the wire of the request this call waits on the
+	// answer of (a release's, for releases and cancelled calls), to tell
+	// which of two released,name:N answers is whose (see leaseReleaseFirst).
+	seq uint64
+	// want is the answer a lease query waits for (KindRenewed, KindHeld,
+	// KindReleased); KindUnknown for the other queries.
+	want   protocol.Kind
+	action protocol.Action // of a query
+	// lock is the Lock made of a grant, held from the moment the answer
+	// is read: a loss right behind the grant (a tiny maximum hold) finds it.
+	lock  *Lock
+	reply protocol.Reply
+	err   error
+	done  chan struct{}
 }
 
 // Dial connects to the server and opens a session.
@@ -525,7 +562,11 @@ func (c *Client) Close() error {
 
 // send writes the request line of r. The line is built in the client's
 // buffer: a lock or a release costs no allocation for its line.
-func (c *Client) send(r protocol.Request) error {
+func (c *Client) send(r protocol.Request) error { return c.sendFor(r, nil) }
+
+// sendFor is send that also gives cl, when not nil, the line's place on
+// the wire (call.seq), set before the line is written.
+func (c *Client) sendFor(r protocol.Request, cl *call) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	select {
@@ -533,6 +574,12 @@ func (c *Client) send(r protocol.Request) error {
 		return c.Err()
 	default:
 	}
+	c.mu.Lock()
+	c.wseq++
+	if cl != nil {
+		cl.seq = c.wseq
+	}
+	c.mu.Unlock()
 	c.wbuf = protocol.AppendRequest(c.wbuf[:0], r)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.deadPeer / 2))
 	if _, err := c.nc.Write(c.wbuf); err != nil {
@@ -611,6 +658,13 @@ func (c *Client) dispatchCancelled(cl *call, rep protocol.Reply) {
 		protocol.KindReleased:
 		if !cl.lockAnswered && rep.Kind != protocol.KindReleased {
 			cl.lockAnswered = true
+			if rep.Lease != "" {
+				// A lease granted as the wait was withdrawn: the release
+				// by name does not end it (it is not the session's), and
+				// nobody will ever have its id; end it now rather than
+				// let its name be held for its whole TTL.
+				go c.ReleaseLease(context.Background(), rep.Lease)
+			}
 			return
 		}
 	default:
@@ -644,6 +698,10 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 func (c *Client) dispatch(rep protocol.Reply) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.leaseAnswer(rep) {
+		c.popQuery(rep, nil)
+		return
+	}
 	if cl := c.calls[rep.Name]; rep.Name != "" && cl != nil && cl.cancelled {
 		c.dispatchCancelled(cl, rep)
 		return
@@ -663,6 +721,10 @@ func (c *Client) dispatch(rep protocol.Reply) {
 			return
 		}
 		delete(c.calls, rep.Name)
+		if rep.Kind == protocol.KindOK && rep.Lease == "" {
+			cl.lock = &Lock{c: c, name: rep.Name, token: rep.Token, done: make(chan struct{})}
+			c.locks[rep.Name] = cl.lock
+		}
 		cl.reply = rep
 		close(cl.done)
 	case protocol.KindReleased, protocol.KindCancelled:
@@ -685,16 +747,27 @@ func (c *Client) dispatch(rep protocol.Reply) {
 			close(cl.done)
 			return
 		}
-		if rep.Name == "" && len(c.queries) > 0 {
+		if len(c.queries) > 0 && (rep.Name == "" || c.queries[0].want != protocol.KindUnknown) {
 			c.popQuery(rep, se)
 		}
 	case protocol.KindPong, protocol.KindStats, protocol.KindHolders:
 		c.popQuery(rep, nil)
+	case protocol.KindBadAction:
+		// A server that predates a query's action (a lease request to a
+		// server without leases) answers it so, at once, in order.
+		if len(c.queries) > 0 {
+			c.popQuery(rep, &UnknownActionError{Addr: c.opts.Addr, Action: c.queries[0].action.String()})
+		}
 	case protocol.KindLost:
-		// An operator broke the lock (tnl-stats --break).
+		// An operator broke the lock (tnl-stats --break), or the server
+		// took it away and says why (its maximum hold).
 		if l := c.locks[rep.Name]; l != nil {
 			delete(c.locks, rep.Name)
-			go l.end(&LostError{Name: rep.Name, Why: "broken by an operator on server " + c.opts.Addr}, c.killBy())
+			why := "broken by an operator"
+			if rep.Why != "" {
+				why = rep.Why
+			}
+			go l.end(&LostError{Name: rep.Name, Why: why + " on server " + c.opts.Addr}, c.killBy())
 		}
 	}
 }
@@ -768,93 +841,138 @@ func (c *Client) end(cause error, keepOpen bool) {
 // the wait; the server's queue is left at once), a *ServerError, or an error
 // about the connection (a *LostError when the session ended).
 func (c *Client) Lock(ctx context.Context, name string, o LockOptions) (*Lock, error) {
-	if err := ValidName(name); err != nil {
+	req, err := lockRequest(name, o)
+	if err != nil {
 		return nil, err
+	}
+	_, l, err := c.ask(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, fmt.Errorf("server %s granted %s as a lease, unasked", c.opts.Addr, name)
+	}
+	return l, nil
+}
+
+// lockRequest checks o and makes the request for name.
+func lockRequest(name string, o LockOptions) (protocol.Request, error) {
+	if err := ValidName(name); err != nil {
+		return protocol.Request{}, err
 	}
 	if err := checkLimit(o); err != nil {
-		return nil, err
+		return protocol.Request{}, err
 	}
 	if o.Wait < 0 {
-		return nil, fmt.Errorf("invalid wait %v: want >= 0", o.Wait)
+		return protocol.Request{}, fmt.Errorf("invalid wait %v: want >= 0", o.Wait)
 	}
-	req := protocol.Request{Action: protocol.ActLock, Name: name, HasName: true, Wait: o.Wait}
+	if err := checkSpan("maximum hold", o.MaxHold, true); err != nil {
+		return protocol.Request{}, err
+	}
+	req := protocol.Request{Action: protocol.ActLock, Name: name, HasName: true, Wait: o.Wait, MaxHold: o.MaxHold}
 	if o.Shared {
 		req.Mode = protocol.Shared
 	}
 	if o.Limit > 1 { // 1 is a plain lock, sent without a limit
 		req.Limit = o.Limit
 	}
+	return req, nil
+}
+
+// checkSpan checks a TTL or a maximum hold against the server's bounds; 0
+// is "not given", allowed when optional.
+func checkSpan(what string, d time.Duration, optional bool) error {
+	if d == 0 && optional {
+		return nil
+	}
+	if d < protocol.MinTTL || d > protocol.MaxTTL {
+		return fmt.Errorf("invalid %s %v: want %v to %v", what, d, protocol.MinTTL, protocol.MaxTTL)
+	}
+	return nil
+}
+
+// ask sends a lock request and waits for its grant: the ok answer and the
+// Lock of the session that dispatch made of it (nil for a lease), or
+// ErrNotGranted, ErrTimeout, ctx.Err(), a *ServerError, the session's end.
+func (c *Client) ask(ctx context.Context, req protocol.Request) (protocol.Reply, *Lock, error) {
+	name := req.Name
 	cl := &call{name: name, done: make(chan struct{})}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		return nil, c.err
+		return protocol.Reply{}, nil, c.err
 	}
 	if c.calls[name] != nil || c.locks[name] != nil || c.releases[name] != nil {
 		c.mu.Unlock()
-		return nil, fmt.Errorf("lock %s: already held or awaited by this client", name)
+		return protocol.Reply{}, nil, fmt.Errorf("lock %s: already held or awaited by this client", name)
 	}
 	c.calls[name] = cl
 	c.mu.Unlock()
 	if err := c.send(req); err != nil {
-		return nil, err
+		return protocol.Reply{}, nil, err
 	}
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
-		c.mu.Lock()
-		pending := c.calls[name] == cl
-		if pending {
-			cl.cancelled = true
-		}
-		c.mu.Unlock()
-		if pending {
-			// Leave the queue; a grant racing with this is released by the
-			// same request (the server answers "released" then).
-			_ = c.send(protocol.Request{Action: protocol.ActRelease, Name: name, HasName: true})
-			// Wait for the answer, so that the queue is left when Lock
-			// returns; but not on a server that stalled: the release is
-			// sent, and a late answer (a grant, then "released") is taken
-			// care of by dispatchCancelled.
-			t := time.NewTimer(cancelAnswerWait)
-			defer t.Stop()
-			select {
-			case <-cl.done:
-			case <-t.C:
-				return nil, ctx.Err()
-			}
-			if cl.err == nil || errors.Is(cl.err, ErrLost) {
-				return nil, ctx.Err()
-			}
-			return nil, cl.err
+		if gone, err := c.withdraw(ctx, cl); gone {
+			return protocol.Reply{}, nil, err
 		}
 		<-cl.done
 	}
 	if cl.err != nil {
-		return nil, cl.err
+		return protocol.Reply{}, nil, cl.err
 	}
 	switch cl.reply.Kind {
 	case protocol.KindOK:
-		l := &Lock{c: c, name: name, token: cl.reply.Token, done: make(chan struct{})}
-		c.mu.Lock()
-		if c.err != nil {
-			c.mu.Unlock()
-			return nil, c.err
-		}
-		c.locks[name] = l
-		c.mu.Unlock()
-		return l, nil
+		return cl.reply, cl.lock, nil
 	case protocol.KindNotGranted:
-		return nil, ErrNotGranted
+		return protocol.Reply{}, nil, ErrNotGranted
 	case protocol.KindTimeout:
-		return nil, ErrTimeout
+		return protocol.Reply{}, nil, ErrTimeout
 	}
-	return nil, ctx.Err()
+	return protocol.Reply{}, nil, ctx.Err()
 }
 
-// query sends a request answered in order (.ping, .stats, .holders).
-func (c *Client) query(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
-	q := &call{done: make(chan struct{})}
+// withdraw leaves the queue for a call whose context ended. gone is false
+// when the answer had come already: the caller takes it; else err is
+// what the caller returns.
+func (c *Client) withdraw(ctx context.Context, cl *call) (bool, error) {
+	c.mu.Lock()
+	pending := c.calls[cl.name] == cl
+	if pending {
+		cl.cancelled = true
+	}
+	c.mu.Unlock()
+	if !pending {
+		return false, nil
+	}
+	// Leave the queue; a grant racing with this is released by the
+	// same request (the server answers "released" then).
+	_ = c.sendFor(protocol.Request{Action: protocol.ActRelease, Name: cl.name, HasName: true}, cl)
+	// Wait for the answer, so that the queue is left when Lock
+	// returns; but not on a server that stalled: the release is
+	// sent, and a late answer (a grant, then "released") is taken
+	// care of by dispatchCancelled.
+	t := time.NewTimer(cancelAnswerWait)
+	defer t.Stop()
+	select {
+	case <-cl.done:
+	case <-t.C:
+		return true, ctx.Err()
+	}
+	if cl.err == nil || errors.Is(cl.err, ErrLost) {
+		return true, ctx.Err()
+	}
+	return true, cl.err
+}
+
+// query sends a request answered in order (.ping, .stats, .holders, and
+// the lease requests, whose answer is want).
+func (c *Client) query(ctx context.Context, req protocol.Request, want protocol.Kind) (protocol.Reply, error) {
+	q := &call{want: want, action: req.Action, done: make(chan struct{})}
 	c.wmu.Lock() // the order of queries must match the order on the wire
 	c.mu.Lock()
 	if c.err != nil {
@@ -862,6 +980,8 @@ func (c *Client) query(ctx context.Context, req protocol.Request) (protocol.Repl
 		c.wmu.Unlock()
 		return protocol.Reply{}, c.err
 	}
+	c.wseq++
+	q.seq = c.wseq
 	c.queries = append(c.queries, q)
 	c.mu.Unlock()
 	c.wbuf = protocol.AppendRequest(c.wbuf[:0], req)
@@ -882,13 +1002,13 @@ func (c *Client) query(ctx context.Context, req protocol.Request) (protocol.Repl
 
 // Ping asks the server for a pong.
 func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.query(ctx, protocol.Request{Action: protocol.ActPing})
+	_, err := c.query(ctx, protocol.Request{Action: protocol.ActPing}, 0)
 	return err
 }
 
 // Stats returns the server's counters (lock_count, requests_count, ...).
 func (c *Client) Stats(ctx context.Context) (map[string]int64, error) {
-	rep, err := c.query(ctx, protocol.Request{Action: protocol.ActStats})
+	rep, err := c.query(ctx, protocol.Request{Action: protocol.ActStats}, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -923,7 +1043,7 @@ func (c *Client) Holders(ctx context.Context, names ...string) ([]protocol.LockI
 }
 
 func (c *Client) holders(ctx context.Context, req protocol.Request) ([]protocol.LockInfo, bool, error) {
-	rep, err := c.query(ctx, req)
+	rep, err := c.query(ctx, req, 0)
 	if err != nil {
 		return nil, false, err
 	}
@@ -1019,7 +1139,7 @@ func (l *Lock) Release() error {
 	cl := &call{name: l.name, done: make(chan struct{})}
 	c.releases[l.name] = cl
 	c.mu.Unlock()
-	if err := c.send(protocol.Request{Action: protocol.ActRelease, Name: l.name, HasName: true}); err != nil {
+	if err := c.sendFor(protocol.Request{Action: protocol.ActRelease, Name: l.name, HasName: true}, cl); err != nil {
 		err = forLock(l.name, err)
 		l.end(err, c.killBy())
 		return err

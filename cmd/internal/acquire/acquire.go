@@ -55,25 +55,69 @@ type Request struct {
 // ctx.Err() itself when ctx ended the wait (the caller knows which signal
 // did it). Nothing is held when Do fails.
 func (r *Request) Do(ctx context.Context) (*client.Client, *client.Lock, error) {
+	var lock *client.Lock
+	c, err := r.do(ctx, func(ctx context.Context, c *client.Client) (uint64, error) {
+		l, err := c.Lock(ctx, r.Name, r.Lock)
+		if err != nil {
+			return 0, err
+		}
+		lock = l
+		return l.Token(), nil
+	})
+	return c, lock, err
+}
+
+// DoLease is Do for a lease of the given TTL: it returns the open client
+// and the lease, which stays held when the client is closed, or the errors
+// of Do.
+func (r *Request) DoLease(ctx context.Context, ttl time.Duration) (*client.Client, *client.Lease, error) {
+	var lease *client.Lease
+	c, err := r.do(ctx, func(ctx context.Context, c *client.Client) (uint64, error) {
+		l, err := c.AcquireLease(ctx, r.Name, ttl, r.Lock)
+		if err != nil {
+			return 0, err
+		}
+		lease = l
+		return l.Token, nil
+	})
+	return c, lease, err
+}
+
+// Dial opens a session as the commands do: an error carries its status
+// (125, with a hint when a flag would fix it), or is ctx.Err() when ctx
+// ended first.
+func Dial(ctx context.Context, o client.Options) (*client.Client, error) {
+	c, err := client.Dial(ctx, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, security.DialError(o, err)
+	}
+	return c, nil
+}
+
+// asker asks once for the lock, and returns the token of the grant.
+type asker func(ctx context.Context, c *client.Client) (uint64, error)
+
+// do is Do with the asking left to ask.
+func (r *Request) do(ctx context.Context, ask asker) (*client.Client, error) {
 	if r.Now == nil {
 		r.Now = time.Now
 	}
-	c, err := client.Dial(ctx, r.Dial)
+	c, err := Dial(ctx, r.Dial)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-		return nil, nil, security.DialError(r.Dial, err)
+		return nil, err
 	}
 	r.logf("connected to %s", r.Dial.Addr)
 	if r.Ready != nil {
 		<-r.Ready
 	}
 	for try := 0; ; try++ {
-		lock, err := r.lockOnce(ctx, c)
+		token, err := r.lockOnce(ctx, c, ask)
 		if err == nil {
-			r.logf("granted %s (token %d)", r.Name, lock.Token())
-			return c, lock, nil
+			r.logf("granted %s (token %d)", r.Name, token)
+			return c, nil
 		}
 		conflict := errors.Is(err, client.ErrNotGranted) || errors.Is(err, client.ErrTimeout)
 		if conflict && try < r.Retry {
@@ -85,63 +129,68 @@ func (r *Request) Do(ctx context.Context) (*client.Client, *client.Lock, error) 
 			case <-ctx.Done():
 				t.Stop()
 				c.Close()
-				return nil, nil, ctx.Err()
+				return nil, ctx.Err()
 			}
 		}
 		defer c.Close()
-		switch {
-		case ctx.Err() != nil:
-			return nil, nil, ctx.Err()
-		case conflict:
-			if !r.Talk {
-				return nil, nil, exitcode.Silent(r.Conflict)
-			}
-			why := "not granted"
-			if errors.Is(err, client.ErrTimeout) {
-				why = "not granted: the wait timed out"
-			}
-			if held := r.heldBy(ctx, c); held != "" {
-				why += ": held by " + held
-			}
-			return nil, nil, exitcode.New(r.Conflict, "lock %s %s", r.Name, why)
-		}
-		var se *client.ServerError
-		if errors.As(err, &se) {
-			// "server refused NAME: why" says it all.
-			return nil, nil, &exitcode.Error{Code: exitcode.Unreachable, Err: err}
-		}
-		return nil, nil, exitcode.New(exitcode.Unreachable, "lock %s: %w", r.Name, err)
+		return nil, r.failed(ctx, c, err, conflict)
 	}
+}
+
+// failed is the error of a request that was not granted.
+func (r *Request) failed(ctx context.Context, c *client.Client, err error, conflict bool) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case conflict:
+		if !r.Talk {
+			return exitcode.Silent(r.Conflict)
+		}
+		why := "not granted"
+		if errors.Is(err, client.ErrTimeout) {
+			why = "not granted: the wait timed out"
+		}
+		if held := r.heldBy(ctx, c); held != "" {
+			why += ": held by " + held
+		}
+		return exitcode.New(r.Conflict, "lock %s %s", r.Name, why)
+	}
+	var se *client.ServerError
+	if errors.As(err, &se) {
+		// "server refused NAME: why" says it all.
+		return &exitcode.Error{Code: exitcode.Unreachable, Err: err}
+	}
+	return exitcode.New(exitcode.Unreachable, "lock %s: %w", r.Name, err)
 }
 
 // lockOnce asks once. When the request may wait and Talk is set, it asks
 // the server who holds the lock while the request waits, and says so.
-func (r *Request) lockOnce(ctx context.Context, c *client.Client) (*client.Lock, error) {
+func (r *Request) lockOnce(ctx context.Context, c *client.Client, ask asker) (uint64, error) {
 	if !r.Talk || r.Lock.Wait == 0 {
-		return c.Lock(ctx, r.Name, r.Lock)
+		return ask(ctx, c)
 	}
 	type result struct {
-		l   *client.Lock
-		err error
+		token uint64
+		err   error
 	}
 	done := make(chan result, 1)
 	go func() {
-		l, err := c.Lock(ctx, r.Name, r.Lock)
-		done <- result{l, err}
+		token, err := ask(ctx, c)
+		done <- result{token, err}
 	}()
 	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	held := r.heldBy(hctx, c)
 	cancel()
 	select {
 	case res := <-done:
-		return res.l, res.err
+		return res.token, res.err
 	default:
 	}
 	if held != "" {
 		r.printf("waiting for %s, held by %s", r.Name, held)
 	}
 	res := <-done
-	return res.l, res.err
+	return res.token, res.err
 }
 
 // heldBy describes the holders of the lock, or "" when that cannot be told.
@@ -159,7 +208,8 @@ func (r *Request) heldBy(ctx context.Context, c *client.Client) string {
 }
 
 // DescribeHolders says who holds a lock and since when, in one phrase:
-// "alice@build1 (pid 4242 on build1) since 10:42:01 (3m12s ago), 2 waiting".
+// "alice@build1 (pid 4242 on build1) since 10:42:01 (3m12s ago), 2 waiting";
+// and until when, for a hold with an end: "..., ends in 1h58m".
 func DescribeHolders(li protocol.LockInfo, now time.Time) string {
 	if len(li.Holders) == 0 {
 		if len(li.Waiters) > 0 {
@@ -169,6 +219,9 @@ func DescribeHolders(li protocol.LockInfo, now time.Time) string {
 	}
 	h := li.Holders[0]
 	s := DescribeParty(h) + " since " + Since(h.Since, now)
+	if h.Expires != nil {
+		s += ", ends " + Until(h.Expires, now)
+	}
 	if n := len(li.Holders) - 1; n > 0 {
 		s += fmt.Sprintf(" and %d more", n)
 	}
@@ -178,10 +231,15 @@ func DescribeHolders(li protocol.LockInfo, now time.Time) string {
 	return s
 }
 
-// DescribeParty names a holder or waiter: "alice@build1 (pid 4242 on build1)".
+// DescribeParty names a holder or waiter: "alice@build1 (pid 4242 on build1)";
+// a lease by its fingerprint, since no process holds it: "cron (lease
+// ab12cd34 on etl-1)".
 func DescribeParty(h protocol.Party) string {
 	var extra []string
-	if h.PID > 0 {
+	switch {
+	case h.Lease != "":
+		extra = append(extra, "lease "+h.Lease)
+	case h.PID > 0:
 		extra = append(extra, fmt.Sprintf("pid %d", h.PID))
 	}
 	if h.Host != "" {
@@ -215,6 +273,25 @@ func Since(t, now time.Time) string {
 		ago = 0
 	}
 	return fmt.Sprintf("%s (%v ago)", lt.Format(layout), ago)
+}
+
+// Until says when a party's hold ends, for people: "in 1h59m", "in 4m30s",
+// "in 12s", cut down (never more time than is left); "now" once due;
+// "-" when nothing ends it (nil).
+func Until(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	d := t.Sub(now)
+	switch {
+	case d < time.Second:
+		return "now"
+	case d < time.Minute:
+		return fmt.Sprintf("in %ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("in %dm%ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	}
+	return fmt.Sprintf("in %dh%dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
 }
 
 func (r *Request) logf(format string, args ...any) {

@@ -37,7 +37,35 @@ func TestDescribe(t *testing.T) {
 	if got, want := Since(yesterday, now), "2026-11-24 10:42:05 (24h0m0s ago)"; got != want {
 		t.Errorf("Since(yesterday) = %q, want %q", got, want)
 	}
+	end := now.Add(time.Hour + 58*time.Minute + 59*time.Second)
+	lease := protocol.LockInfo{Name: "deploy", Holders: []protocol.Party{
+		{ClientID: "cron", Host: "etl-1", PID: 977, Since: since, Expires: &end, Lease: "ab12cd34"}}}
+	if got, want := DescribeHolders(lease, now), "cron (lease ab12cd34 on etl-1) since 10:38:53 (3m12s ago), ends in 1h58m"; got != want {
+		t.Errorf("DescribeHolders(lease) = %q, want %q", got, want)
+	}
 	if got := Since(time.Time{}, now); got != "an unknown time" {
 		t.Errorf("Since(zero) = %q", got)
+	}
+}
+
+func TestUntil(t *testing.T) {
+	now := time.Date(2020, 1, 2, 3, 4, 10, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
+	for _, tc := range []struct {
+		t    *time.Time
+		want string
+	}{
+		{nil, "-"},
+		{at(-time.Second), "now"},
+		{at(999 * time.Millisecond), "now"},
+		{at(time.Second), "in 1s"},
+		{at(59999 * time.Millisecond), "in 59s"},
+		{at(4*time.Minute + 25*time.Second), "in 4m25s"},
+		{at(time.Hour + 59*time.Minute + 59*time.Second), "in 1h59m"},
+		{at(49 * time.Hour), "in 49h0m"},
+	} {
+		if got := Until(tc.t, now); got != tc.want {
+			t.Errorf("Until(%v) = %q, want %q", tc.t, got, tc.want)
+		}
 	}
 }

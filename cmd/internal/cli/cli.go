@@ -169,6 +169,9 @@ type Lock struct {
 	Shared           bool `help:"Ask for a shared lock: many shared holders at once, never with an exclusive one."`
 	Limit            int  `default:"1" placeholder:"N" help:"Semaphore: up to N holders of the name at once; everyone using the name must give the same N. Default 1."`
 	ConflictExitCode int  `short:"E" name:"conflict-exit-code" default:"123" placeholder:"N" help:"Exit status when the lock is not granted or the wait runs out. Default 123."`
+	// MaxHold is a Duration, not a time.Duration: kong would take "2" as
+	// 2ns, and the commands read every span as the wire does (2 = seconds).
+	MaxHold Duration `name:"max-hold" placeholder:"DURATION" help:"Hold the lock at most DURATION from its grant: then the server takes it away, as a loss (status 122). The server's own --max-hold wins when it is smaller. Default: no cap."`
 }
 
 // Check validates the values kong cannot.
@@ -187,12 +190,25 @@ func (l *Lock) Check() error {
 	if err := protocol.CheckLimit(mode, l.Limit); err != nil {
 		return usage(errors.New("--shared and --limit cannot be used together"))
 	}
+	return CheckSpan("--max-hold", time.Duration(l.MaxHold), true)
+}
+
+// CheckSpan checks a lease TTL or a maximum hold (flag names it) against
+// the server's bounds, protocol.MinTTL to protocol.MaxTTL; 0 is "not
+// given", allowed when optional.
+func CheckSpan(flag string, d time.Duration, optional bool) error {
+	if d == 0 && optional {
+		return nil
+	}
+	if d < protocol.MinTTL || d > protocol.MaxTTL {
+		return usage(fmt.Errorf("%s %v: must be from 1ms to 366 days", flag, d))
+	}
 	return nil
 }
 
 // LockOptions turns the lock flags into the client's options.
 func (l *Lock) LockOptions() client.LockOptions {
-	o := client.LockOptions{Wait: l.Wait.D, Shared: l.Shared, Limit: l.Limit}
+	o := client.LockOptions{Wait: l.Wait.D, Shared: l.Shared, Limit: l.Limit, MaxHold: time.Duration(l.MaxHold)}
 	if l.Wait.Inf {
 		o.Wait = client.Forever
 	}

@@ -165,6 +165,11 @@ func breakLock(ctx context.Context, c Config, stdout io.Writer) error {
 //	NAME   MODE       STATE   CLIENT    HOST  PID   SINCE               TOKEN
 //	build  exclusive  held    alice@h1  h1    4242  10:42:01 (3s ago)   17
 //	build  exclusive  wait 1  bob@h2    h2    977   10:42:03 (1s ago)   -
+//
+// and, when a party has an end (a lease, a maximum hold), with EXPIRES:
+//
+//	NAME    MODE       STATE  CLIENT      HOST   PID             SINCE              EXPIRES   TOKEN
+//	deploy  exclusive  held   cron@etl-1  etl-1  lease:ab12cd34  10:42:01 (1m ago)  in 1h59m  21
 func printTable(w io.Writer, out Output, asked []string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(out.Locks) == 0 && len(asked) == 0 {
@@ -188,9 +193,16 @@ func printTable(w io.Writer, out Output, asked []string) {
 }
 
 // printLocks writes the table of locks, with a "free" row for each name
-// asked for that nobody holds or awaits.
+// asked for that nobody holds or awaits. An EXPIRES column comes only when
+// a party has an end (a lease, a maximum hold), so that the table of a
+// server without either stays as it always was.
 func printLocks(tw *tabwriter.Writer, out Output, asked []string) {
-	fmt.Fprintln(tw, "NAME\tMODE\tSTATE\tCLIENT\tHOST\tPID\tSINCE\tTOKEN")
+	expires := hasExpiry(out.Locks)
+	if expires {
+		fmt.Fprintln(tw, "NAME\tMODE\tSTATE\tCLIENT\tHOST\tPID\tSINCE\tEXPIRES\tTOKEN")
+	} else {
+		fmt.Fprintln(tw, "NAME\tMODE\tSTATE\tCLIENT\tHOST\tPID\tSINCE\tTOKEN")
+	}
 	seen := map[string]bool{}
 	for _, l := range out.Locks {
 		seen[l.Name] = true
@@ -199,22 +211,43 @@ func printLocks(tw *tabwriter.Writer, out Output, asked []string) {
 			mode += " (limit " + strconv.Itoa(l.Limit) + ")"
 		}
 		for _, h := range l.Holders {
-			row(tw, l.Name, mode, "held", h, out.Time, strconv.FormatUint(h.Token, 10))
+			row(tw, l.Name, mode, "held", h, out.Time, strconv.FormatUint(h.Token, 10), expires)
 		}
 		for i, h := range l.Waiters {
-			row(tw, l.Name, mode, "wait "+strconv.Itoa(i+1), h, out.Time, "-")
+			row(tw, l.Name, mode, "wait "+strconv.Itoa(i+1), h, out.Time, "-", expires)
 		}
 	}
 	for _, n := range asked {
 		if !seen[n] {
 			seen[n] = true
-			fmt.Fprintf(tw, "%s\t-\tfree\t-\t-\t-\t-\t-\n", n)
+			if expires {
+				fmt.Fprintf(tw, "%s\t-\tfree\t-\t-\t-\t-\t-\t-\n", n)
+			} else {
+				fmt.Fprintf(tw, "%s\t-\tfree\t-\t-\t-\t-\t-\n", n)
+			}
 		}
 	}
 	tw.Flush()
 }
 
-func row(tw io.Writer, name, mode, state string, h protocol.Party, now time.Time, token string) {
+// hasExpiry reports whether a party of locks has an end.
+func hasExpiry(locks []protocol.LockInfo) bool {
+	for _, l := range locks {
+		for _, ps := range [][]protocol.Party{l.Holders, l.Waiters} {
+			for _, p := range ps {
+				if p.Expires != nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// row writes one party. A lease has no connection, hence no address, and
+// the pid it was taken with names a process that may be long gone: its
+// PID column shows its fingerprint, lease:ab12cd34, instead.
+func row(tw io.Writer, name, mode, state string, h protocol.Party, now time.Time, token string, expires bool) {
 	client, host, pid := h.ClientID, h.Host, "-"
 	if client == "" {
 		client = "-"
@@ -228,5 +261,13 @@ func row(tw io.Writer, name, mode, state string, h protocol.Party, now time.Time
 	if h.PID > 0 {
 		pid = strconv.Itoa(h.PID)
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, mode, state, client, host, pid, acquire.Since(h.Since, now), token)
+	if h.Lease != "" {
+		pid = "lease:" + h.Lease
+	}
+	since := acquire.Since(h.Since, now)
+	if !expires {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, mode, state, client, host, pid, since, token)
+		return
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, mode, state, client, host, pid, since, acquire.Until(h.Expires, now), token)
 }

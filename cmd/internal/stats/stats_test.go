@@ -195,3 +195,123 @@ func TestUnreadableHolders(t *testing.T) {
 		t.Fatalf("err = %v (status %d)", err, code)
 	}
 }
+
+// leaseAnswer has a lease holder (no address, a fingerprint), a holder
+// under a maximum hold, one without an end, and a waiter.
+const leaseAnswer = `holders,{"locks":[` +
+	`{"name":"deploy","mode":"exclusive","limit":1,"token":21,"holders":[` +
+	`{"client_id":"cron@etl-1","host":"etl-1","pid":977,"addr":"","mode":"exclusive","since":"2020-01-02T03:03:10Z","token":21,"expires":"2020-01-02T05:03:09.9Z","lease":"ab12cd34"}],"waiters":[` +
+	`{"client_id":"bob","host":"h2","pid":7,"addr":"127.0.0.1:5001","mode":"exclusive","since":"2020-01-02T03:04:07Z"}]},` +
+	`{"name":"cache","mode":"shared","limit":1,"token":30,"holders":[` +
+	`{"client_id":"a","host":"h1","pid":42,"addr":"127.0.0.1:5000","mode":"shared","since":"2020-01-02T03:04:05Z","token":29,"expires":"2020-01-02T03:08:35Z"},` +
+	`{"client_id":"b","host":"h3","pid":43,"addr":"127.0.0.1:5002","mode":"shared","since":"2020-01-02T03:04:06Z","token":30}]}` +
+	`]}` + "\n"
+
+const wantLeaseTable = "NAME    MODE       STATE   CLIENT      HOST   PID             SINCE                EXPIRES   TOKEN\n" +
+	"cache   shared     held    a           h1     42              03:04:05 (5s ago)    in 4m25s  29\n" +
+	"cache   shared     held    b           h3     43              03:04:06 (4s ago)    -         30\n" +
+	"deploy  exclusive  held    cron@etl-1  etl-1  lease:ab12cd34  03:03:10 (1m0s ago)  in 1h58m  21\n" +
+	"deploy  exclusive  wait 1  bob         h2     7               03:04:07 (3s ago)    -         -\n" +
+	"\n" +
+	"SERVER ADDR\n" +
+	"lease_expired_count  1\n" +
+	"leases               1\n"
+
+const wantLeaseJSON = `{
+  "server": "ADDR",
+  "time": "2020-01-02T03:04:10Z",
+  "locks": [
+    {
+      "name": "cache",
+      "mode": "shared",
+      "limit": 1,
+      "token": 30,
+      "holders": [
+        {
+          "client_id": "a",
+          "host": "h1",
+          "pid": 42,
+          "addr": "127.0.0.1:5000",
+          "mode": "shared",
+          "since": "2020-01-02T03:04:05Z",
+          "token": 29,
+          "expires": "2020-01-02T03:08:35Z"
+        },
+        {
+          "client_id": "b",
+          "host": "h3",
+          "pid": 43,
+          "addr": "127.0.0.1:5002",
+          "mode": "shared",
+          "since": "2020-01-02T03:04:06Z",
+          "token": 30
+        }
+      ],
+      "waiters": []
+    },
+    {
+      "name": "deploy",
+      "mode": "exclusive",
+      "limit": 1,
+      "token": 21,
+      "holders": [
+        {
+          "client_id": "cron@etl-1",
+          "host": "etl-1",
+          "pid": 977,
+          "addr": "",
+          "mode": "exclusive",
+          "since": "2020-01-02T03:03:10Z",
+          "token": 21,
+          "expires": "2020-01-02T05:03:09.9Z",
+          "lease": "ab12cd34"
+        }
+      ],
+      "waiters": [
+        {
+          "client_id": "bob",
+          "host": "h2",
+          "pid": 7,
+          "addr": "127.0.0.1:5001",
+          "mode": "exclusive",
+          "since": "2020-01-02T03:04:07Z"
+        }
+      ]
+    }
+  ],
+  "truncated": false,
+  "stats": {
+    "lease_expired_count": 1,
+    "leases": 1
+  }
+}
+`
+
+// TestOutputLeases: a lease holder shows its fingerprint where a pid would
+// be, and every party its end, in an EXPIRES column that only a table with
+// an end has; --json passes the schema's expires and lease through.
+func TestOutputLeases(t *testing.T) {
+	defer func(l *time.Location) { time.Local = l }(time.Local)
+	time.Local = time.UTC
+	now := time.Date(2020, 1, 2, 3, 4, 10, 0, time.UTC)
+	stats := `stats,{"leases": 1, "lease_expired_count": 1}` + "\n"
+	for _, tc := range []struct {
+		json  bool
+		names []string
+		want  string
+	}{
+		{true, nil, wantLeaseJSON},
+		{false, nil, wantLeaseTable},
+	} {
+		addr := fakeServer(t, leaseAnswer, stats)
+		var out bytes.Buffer
+		err := Run(context.Background(), Config{Dial: client.Options{Addr: addr}, Timeout: 10 * time.Second,
+			JSON: tc.json, Names: tc.names, Now: func() time.Time { return now }}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.ReplaceAll(out.String(), addr, "ADDR"); got != tc.want {
+			t.Errorf("json %v: got\n%s\nwant\n%s", tc.json, got, tc.want)
+		}
+	}
+}
