@@ -24,9 +24,6 @@
 //	                         signed by it, and another CA (other-ca.pem),
 //	                         into $WORK
 //
-// and the condition [leases]: the server knows leases (see
-// serverKnowsLeases).
-//
 // Bash choreography inside a script sources $TNL_TEST_LIB (testdata/lib.bash)
 // for waitfor, gone and now_ms; $TNL_SH is shell/tnl.sh. Nothing sleeps to synchronise: everything
 // waits for a line in a file, with a deadline.
@@ -119,7 +116,6 @@ func TestCLI(t *testing.T) {
 			env.Setenv("USER", "tester")
 			return nil
 		},
-		Condition: scriptCondition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"server":   cmdServer,
 			"waitfor":  cmdWaitfor,

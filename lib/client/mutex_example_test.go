@@ -110,10 +110,9 @@ func ExampleClient_AcquireLease() {
 	fmt.Println("released:", c.ReleaseLease(ctx, lease.ID))
 	_, err = c.LeaseHeld(ctx, lease.ID)
 	fmt.Println("held after release:", err)
-	// Once the server knows leases, this prints:
-	//
-	//	holding nightly with fencing token 1 for 2h0m0s
-	//	renewed: nightly 1 1h0m0s <nil>
-	//	released: <nil>
-	//	held after release: server refused: no such lease
+	// Output:
+	// holding nightly with fencing token 1 for 2h0m0s
+	// renewed: nightly 1 1h0m0s <nil>
+	// released: <nil>
+	// held after release: server refused: no such lease
 }
