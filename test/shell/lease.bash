@@ -101,7 +101,7 @@ st tnl_lease_held
 st tnl_lease_renew 2>/dev/null
 #> rc=122
 # So does a maximum hold, however it is renewed.
-tnl_lease_acquire --max-hold 300ms ls-mh 1h
+tnl_lease_acquire --max-hold 2s ls-mh 1h
 st tnl_lease_renew --ttl 1h
 #> rc=0
 hold ls-mh -w 20s
