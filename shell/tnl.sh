@@ -549,11 +549,14 @@ __tnl_lease_take() {
     return 2
   fi
   local ttl=$1 name=$__tnl_name dir w out rc=0 re
-  # tnl-lock's standard input is a pipe whose only writer is this shell: it
-  # never reads the script's own input, a wait (-w) is not cut short by an
-  # input that is /dev/null (cron), and if the script dies while tnl-lock
-  # waits, the end of that pipe ends the wait, so that no lease is granted
-  # that nobody will ever know the id of.
+  # A pipe whose only writer is this shell, which writes one line on it
+  # when tnl-lock is done: its end of file without that line says that the
+  # shell is gone. tnl-lock --ttl does not watch its
+  # input, so a watcher does (__tnl_leasewatch): if the script dies while
+  # tnl-lock waits (-w; killed, or timeout(1) ending it), tnl-lock is told
+  # to stop, and leaves the queue, so that no lease is granted that nobody
+  # will ever know the id of. tnl-lock gets the pipe as its input too: it
+  # never reads the script's own.
   dir=$(command mktemp -d "${TMPDIR:-/tmp}/tnl.XXXXXXXX") || {
     __tnl_err tnl_lease_acquire "cannot create a temporary directory in ${TMPDIR:-/tmp}"
     return 125
@@ -569,13 +572,17 @@ __tnl_lease_take() {
   if [[ $name == -* ]]; then
     __tnl_lockargs+=(--) # a name may start with '-'
   fi
-  # exec, not command: the subshell becomes tnl-lock, so that no copy of
-  # the pipe's writer stays behind in it; exec never runs a function.
+  # exec, not command: the subshell becomes tnl-lock (whose pid the watcher
+  # knows, then: BASHPID), in the foreground, where Ctrl-C reaches it; no
+  # copy of the pipe's writer stays behind; exec never runs a function.
   out=$(
     exec <"$dir/i" {w}>&-
     command rm -rf -- "$dir"
+    __tnl_me=$BASHPID # here: in the command, it would be the watcher's own
+    __tnl_leasewatch "$__tnl_me" <&0 >/dev/null 2>&1 &
     exec tnl-lock --ttl="$ttl" ${__tnl_lockargs[@]+"${__tnl_lockargs[@]}"} "$name"
   ) || rc=$?
+  builtin printf 'done\n' >&"$w"
   exec {w}>&-
   command rm -rf -- "$dir"
   if ((rc == 123)); then
@@ -593,6 +600,21 @@ __tnl_lease_take() {
   fi
   TNL_LEASE=${BASH_REMATCH[1]} TNL_FENCE=${BASH_REMATCH[2]} TNL_LOCK=$name
   export TNL_LEASE TNL_FENCE TNL_LOCK
+}
+
+# __tnl_leasewatch TNL_LOCK_PID: with its standard input on the pipe whose
+# only writer is the shell in tnl_lease_acquire, waits for the line the
+# shell writes once tnl-lock TNL_LOCK_PID is done. End of file instead: the
+# shell is gone (not "kill -0 SHELL": a killed shell is a zombie until its
+# parent reaps it), and tnl-lock waits for nobody: SIGTERM, on which it
+# leaves the queue, or releases a lease granted just then.
+__tnl_leasewatch() {
+  # A copy of the caller's shell: drop its traps and options.
+  trap - ERR DEBUG RETURN EXIT
+  set +eEumTx +o pipefail
+  if ! builtin read -r _; then
+    builtin kill -TERM "$1" 2>/dev/null
+  fi
 }
 
 # __tnl_applies WHO FLAG: true when FLAG is one of WHO's; else false after one
