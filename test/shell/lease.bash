@@ -13,9 +13,27 @@
 # stderr: (?m)^tnl_lease_release: no lease id: give one, or take a lease first \(TNL_LEASE is not set\)$
 # stderr: (?m)^tnl_lease_held: empty lease id$
 # stderr: (?m)^tnl_acquire: flag --ttl takes a lease, which no process holds: use tnl_lease_acquire NAME TTL$
-# stderr: (?m)^tnl-lock: lease [0-9a-f]{8}( of ls-a)? not held: no such lease$
+# stderr: (?m)^tnl-lock: lease ([0-9a-f]{8} )?(of ls-a )?not held: no such lease$
 # shellcheck source=testlib.sh
 source "$TNL_SH_TESTLIB"
+
+# until_eof FD: reads FD to its end (lines to stderr) and prints "<eof>", or
+# "open after 10s" when it has not ended by then.
+until_eof() {
+  local line st
+  while :; do
+    st=0
+    IFS= read -r -t 10 line <&"$1" || st=$?
+    if ((st > 128)); then
+      echo "open after 10s"
+      return
+    elif ((st != 0)); then
+      echo "<eof>"
+      return
+    fi
+    echo "$line" >&2
+  done
+}
 
 # Taken: the three variables, exported; the lock is busy for everyone else,
 # and this shell holds no process for it.
@@ -157,6 +175,10 @@ wait_for_line "$CHILD_ERR" '^tnl-lock: waiting for ls-w'
 kill -KILL "$CHILD_PID"
 st wait "$CHILD_PID"
 #> rc=137
+# tnl-lock goes too, and its end closes the child's stderr (a deadline of
+# 10s, not a sleep: the end of file comes as soon as it is gone).
+until_eof "$CHILD_ERR"
+#> <eof>
 unhold ls-w
 probe ls-w -w 2s
 #> ls-w: free

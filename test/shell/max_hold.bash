@@ -4,7 +4,7 @@
 # the grant the server takes it away, and that is a lost lock like any other
 # (SIGTERM to the script, 122; tnl-do stops an external command).
 # needs: tnl-lock --max-hold
-# stderr: (?m)^tnl-do: lock mh-b lost: maximum hold of 1s reached$
+# stderr: (?m)^tnl-do: lock mh-b lost: maximum hold of 1s reached
 # shellcheck source=testlib.sh
 source "$TNL_SH_TESTLIB"
 
