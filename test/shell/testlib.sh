@@ -123,13 +123,16 @@ start_server_with() {
 # trap runs: 50ms, well inside lost.bash's 300ms --kill-after. No command substitution either: in a
 # stress run of traps.bash here (bash 5.2.15), a TERM trap that landed during
 # f=$(mktemp ...) failed with "unexpected EOF while looking for matching )".
+# Nor any other process: the fifo it reads (nobody writes it) is made here,
+# when this file is sourced, before any lock is taken. A mkfifo or rm of its
+# own, still running when a lock is lost under load, had the lock's pipe
+# open too, and tnl.sh rightly named "1 process it started" (lost.bash).
+mkfifo "$T/block.$BASHPID"
+exec {BLOCK_FD}<>"$T/block.$BASHPID"
+rm -f "$T/block.$BASHPID"
 block() {
-  local fd
-  mkfifo "$T/block.$BASHPID"
-  exec {fd}<>"$T/block.$BASHPID"
-  rm -f "$T/block.$BASHPID"
   while :; do
-    read -r -t 0.05 -u "$fd" _ || :
+    read -r -t 0.05 -u "$BLOCK_FD" _ || :
   done
 }
 
