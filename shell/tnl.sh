@@ -13,14 +13,27 @@
 #   tnl_held [NAME...]                       list held names / test for them
 #   tnl_fence NAME                           print the fencing token of NAME
 #
+# Leases: locks held by a secret id, not by this shell, that outlive the
+# script (for cron steps and CI jobs; see "leases" below):
+#
+#   tnl_lease_acquire [FLAGS] NAME TTL       take NAME for TTL; exports
+#                                            TNL_LEASE, TNL_FENCE, TNL_LOCK
+#   tnl_lease_renew [--ttl D] [ID]           make it last D (or TTL) more
+#   tnl_lease_release [ID]                   give it back (any host)
+#   tnl_lease_held [ID]                      0 held, 122 not
+#
 # FLAGS are tnl-do's: -s/--server HOST:PORT, --host, --port, --client-id ID,
 # -w/--wait DURATION, --shared, --limit N, -E/--conflict-exit-code N,
-# -v/--verbose, --on-lost term|kill|ignore, --kill-after DURATION; with_lock
-# also takes tnl-do's -c/--shell, --retry and --retry-wait for an external
-# COMMAND. The server is found as tnl-lock finds it: --server, $TNL_SERVER,
+# --max-hold DURATION, -v/--verbose, --on-lost term|kill|ignore,
+# --kill-after DURATION; with_lock also takes tnl-do's -c/--shell, --retry
+# and --retry-wait for an external COMMAND. tnl_lease_acquire takes them but
+# --on-lost and --kill-after; ID is $TNL_LEASE by default, and the other
+# lease functions take the server's flags only (and --ttl, to renew). The
+# server is found as tnl-lock finds it: --server, $TNL_SERVER,
 # $TCPNETLOCK_HOST/$TCPNETLOCK_PORT, 127.0.0.1:7654.
 #
-# Exit statuses (with_lock, tnl_acquire), as tnl-do's:
+# Exit statuses (with_lock, tnl_acquire, and the lease functions: 0, 123,
+# 122 for a lease that is gone, 125, 2), as tnl-do's:
 #   COMMAND's own   with_lock: the command ran (under set -e a failing command
 #                   ends the script there, as it would without with_lock)
 #   123 (or -E N)   not granted: held by someone else, or the wait ran out
@@ -71,6 +84,11 @@
 #   script file) runs under tnl-do instead, which forwards signals to it and,
 #   when the lock is lost, stops its whole process group (`with_lock NAME
 #   command PROG` keeps PROG in this shell's care instead).
+# - A lease (tnl_lease_acquire) has no holder and is NOT released when the
+#   shell ends, however it ends: it is held by its id until tnl_lease_release
+#   with that id, from any step, job or host, or until its TTL (or maximum
+#   hold) runs out. Nothing tells the script when it ends: renew it in time,
+#   and check before acting (tnl_lease_held, or the fencing token).
 #
 # Defines with_lock, tnl_* and __tnl_* names only; never changes the caller's
 # shell options or traps, never exits; sourcing it again is harmless (held
@@ -309,6 +327,99 @@ tnl_fence() {
   builtin printf '%s\n' "$(__tnl_field "$1" 5)"
 }
 
+# ---- leases ----------------------------------------------------------------
+#
+# A lease is a lock held by a secret id instead of by a process: it stays
+# held when the script that took it ends, until tnl_lease_release (from any
+# step, job or host that has the id) or the end of its TTL. Nothing in this
+# shell holds it, so nothing here can tell of its end: renew it in time, and
+# check with tnl_lease_held (or the fencing token) before work that needs it.
+# These functions run tnl-lock --ttl, --renew, --release and --is-held and
+# return their statuses. The id reaches tnl-lock through its environment
+# (TNL_LEASE), never on its command line, where ps(1) would show it to every
+# user of the host.
+
+# tnl_lease_acquire [FLAGS] NAME TTL
+#
+# Takes NAME as a lease of TTL (2h, 30m, 90s...; from 1ms to 366 days) and
+# exports TNL_LEASE (its id, a secret: whoever has it may renew and release
+# the lease), TNL_FENCE (the fencing token) and TNL_LOCK (NAME) in this shell,
+# as `eval "$(tnl-lock --ttl TTL NAME)"` would, but without eval: it takes in
+# tnl-lock's three lines only when each has the exact form it must have.
+# The lease is NOT released when the script ends: that is the point, another
+# step releases it. Returns 0; 123 (or -E N) when not granted, 125 when the
+# server cannot be reached, 2 on a usage error. The variables are set only on
+# a grant (with -E 0, a refusal leaves them as they were). A second lease
+# replaces the variables of the first: keep its id first when it is needed.
+# FLAGS: -w, --shared, --limit N, --max-hold D, -E N and the server's.
+#
+# Example (a cron step or CI job that leaves the lock to a later one):
+#
+#   tnl_lease_acquire -w 10m nightly-etl 2h || exit
+#   echo "$TNL_LEASE" >/run/etl/lease    # for the step that releases it
+tnl_lease_acquire() {
+  local __tnl_name='' __tnl_onlost=term __tnl_ka='' __tnl_econf=123 \
+    __tnl_server='' __tnl_doonly='' __tnl_bylock='' __tnl_help='' __tnl_used=0
+  local -a __tnl_lockargs=() __tnl_doflags=()
+  __tnl_quiet __tnl_lease_take "$@"
+}
+
+# tnl_lease_renew [--ttl D] [FLAGS] [ID]
+#
+# Renews the lease ID (default: $TNL_LEASE): it runs for D from now (without
+# --ttl, for the TTL it was granted with), but never past its maximum hold.
+# Returns 0; 122 when the lease is gone (expired, released, or not this id),
+# 125 when the server cannot be reached, 2 on a usage error (no ID and no
+# TNL_LEASE). FLAGS: the server's (-s and the rest).
+#
+# Example (a long job that keeps its lease alive between steps):
+#
+#   for part in parts/*; do
+#     tnl_lease_renew --ttl 30m || { echo "lost the lease" >&2; exit 1; }
+#     ./process "$part" --fence "$TNL_FENCE"
+#   done
+tnl_lease_renew() {
+  local __tnl_name='' __tnl_onlost=term __tnl_ka='' __tnl_econf=123 \
+    __tnl_server='' __tnl_doonly='' __tnl_bylock='' __tnl_help='' __tnl_used=0
+  local -a __tnl_lockargs=() __tnl_doflags=()
+  __tnl_quiet __tnl_lease tnl_lease_renew --renew "$@"
+}
+
+# tnl_lease_release [FLAGS] [ID]
+#
+# Releases the lease ID (default: $TNL_LEASE), from any host. When it released
+# the lease named in TNL_LEASE, it unsets TNL_LEASE, TNL_FENCE and TNL_LOCK.
+# Returns 0; 122 when the lease was gone already (expired, released, or not
+# this id: the variables stay), 125 when the server cannot be reached, 2 on a
+# usage error.
+#
+# Example (the last step of the pipeline):
+#
+#   tnl_lease_release "$(</run/etl/lease)"
+tnl_lease_release() {
+  local __tnl_name='' __tnl_onlost=term __tnl_ka='' __tnl_econf=123 \
+    __tnl_server='' __tnl_doonly='' __tnl_bylock='' __tnl_help='' __tnl_used=0
+  local -a __tnl_lockargs=() __tnl_doflags=()
+  __tnl_quiet __tnl_lease tnl_lease_release --release "$@"
+}
+
+# tnl_lease_held [FLAGS] [ID]
+#
+# Returns 0 when the lease ID (default: $TNL_LEASE) is held, 122 when it is
+# not (expired, released, or not this id), 125 when the server cannot be
+# reached, 2 on a usage error. Prints nothing (with -v, tnl-lock says why a
+# lease is not held).
+#
+# Example:
+#
+#   if tnl_lease_held; then ./publish --fence "$TNL_FENCE"; fi
+tnl_lease_held() {
+  local __tnl_name='' __tnl_onlost=term __tnl_ka='' __tnl_econf=123 \
+    __tnl_server='' __tnl_doonly='' __tnl_bylock='' __tnl_help='' __tnl_used=0
+  local -a __tnl_lockargs=() __tnl_doflags=()
+  __tnl_quiet __tnl_lease tnl_lease_held --is-held "$@"
+}
+
 # ---- private ---------------------------------------------------------------
 
 __tnl_err() { # WHO MESSAGE
@@ -325,12 +436,37 @@ __tnl_usage() { # WHO
     'usage: tnl_acquire [FLAGS] NAME' \
     'Takes the network lock NAME and holds it until tnl_release NAME or the' \
     'end of this shell.' ;;
+  tnl_lease_acquire) builtin printf '%s\n' \
+    'usage: tnl_lease_acquire [FLAGS] NAME TTL' \
+    'Takes the network lock NAME as a lease of TTL (2h, 30m, 90s), held by the id' \
+    'it exports in TNL_LEASE (with TNL_FENCE and TNL_LOCK), not by this shell:' \
+    'it stays held after the script ends, until tnl_lease_release or its TTL.' ;;
+  tnl_lease_renew) builtin printf '%s\n' \
+    'usage: tnl_lease_renew [--ttl DURATION] [FLAGS] [ID]' \
+    'Renews the lease ID (default: TNL_LEASE) for DURATION from now, or for the TTL' \
+    'it was granted with. 122: the lease is gone.' ;;
+  tnl_lease_release) builtin printf '%s\n' \
+    'usage: tnl_lease_release [FLAGS] [ID]' \
+    'Releases the lease ID (default: TNL_LEASE; then unsets TNL_LEASE, TNL_FENCE' \
+    'and TNL_LOCK). 122: the lease was gone already.' ;;
+  tnl_lease_held) builtin printf '%s\n' \
+    'usage: tnl_lease_held [FLAGS] [ID]' \
+    'Returns 0 when the lease ID (default: TNL_LEASE) is held, 122 when not.' ;;
   esac
   builtin printf '%s\n' \
     'FLAGS: -s, --server HOST:PORT   --host HOST   --port PORT   --client-id ID' \
-    '       -w, --wait DURATION   --shared   --limit N   -E, --conflict-exit-code N' \
-    '       -v, --verbose   --on-lost term|kill|ignore   --kill-after DURATION' \
-    '       --auth-token-file FILE   --tls   --tls-ca FILE   --tls-cert FILE   --tls-key FILE'
+    '       -v, --verbose   --auth-token-file FILE   --tls   --tls-ca FILE' \
+    '       --tls-cert FILE   --tls-key FILE'
+  case $1 in
+  with_lock | tnl_acquire | tnl_lease_acquire)
+    builtin printf '%s\n' \
+      '       -w, --wait DURATION   --shared   --limit N   -E, --conflict-exit-code N' \
+      '       --max-hold DURATION' ;;
+  esac
+  case $1 in
+  with_lock | tnl_acquire)
+    builtin printf '%s\n' '       --on-lost term|kill|ignore   --kill-after DURATION' ;;
+  esac
   if [[ $1 == with_lock ]]; then
     builtin printf '%s\n' \
       '       -c, --shell   --retry N   --retry-wait SECONDS   (external COMMAND only)'
@@ -338,11 +474,188 @@ __tnl_usage() { # WHO
   builtin printf '%s\n' 'See tnl.sh(7).'
 }
 
+# __tnl_lease WHO ACTION ARG...: runs tnl-lock ACTION (--renew, --release or
+# --is-held) on the lease whose id is the last of ARG... (default
+# $TNL_LEASE), with the flags before it, and returns its status; a release
+# of the lease in TNL_LEASE unsets TNL_LEASE, TNL_FENCE and TNL_LOCK. The id
+# goes in tnl-lock's environment, not on its command line (see "leases").
+__tnl_lease() {
+  local who=$1 action=$2
+  shift 2
+  __tnl_parse "$who" "$@" || return
+  if [[ -n $__tnl_help ]]; then
+    __tnl_usage "$who"
+    return 0
+  fi
+  shift "$__tnl_used"
+  if (($# > 1)); then
+    __tnl_err "$who" "unexpected argument after the lease id: $2"
+    return 2
+  fi
+  if (($# == 1)); then
+    # Given but empty (an id file that is empty, say) is not "the default":
+    # that would act on another lease.
+    if [[ -z $1 ]]; then
+      __tnl_err "$who" "empty lease id"
+      return 2
+    fi
+    __tnl_name=$1
+  else
+    __tnl_name=${TNL_LEASE-}
+    if [[ -z $__tnl_name ]]; then
+      __tnl_err "$who" "no lease id: give one, or take a lease first (TNL_LEASE is not set)"
+      return 2
+    fi
+  fi
+  TNL_LEASE=$__tnl_name command tnl-lock "$action" \
+    ${__tnl_lockargs[@]+"${__tnl_lockargs[@]}"} </dev/null || return
+  if [[ $action == --release && $__tnl_name == "${TNL_LEASE-}" ]]; then
+    builtin unset -v TNL_LEASE TNL_FENCE TNL_LOCK
+  fi
+}
+
+# __tnl_quiet COMMAND...: runs COMMAND with xtrace off, and returns its
+# status. A lease id must not reach the trace of a script run with set -x
+# (a CI log): whoever reads it could release the lease. The caller's -x is
+# back on before the return.
+__tnl_quiet() {
+  local __tnl_x='' __tnl_rc=0
+  if [[ $- == *x* ]]; then
+    __tnl_x=1
+    { builtin set +x; } 2>/dev/null
+  fi
+  "$@" || __tnl_rc=$?
+  if [[ -n $__tnl_x ]]; then
+    builtin set -x
+  fi
+  return "$__tnl_rc"
+}
+
+# __tnl_lease_take NAME TTL, after the flags: tnl_lease_acquire, with the
+# caller's __tnl_* locals.
+__tnl_lease_take() {
+  __tnl_parse tnl_lease_acquire "$@" || return
+  if [[ -n $__tnl_help ]]; then
+    __tnl_usage tnl_lease_acquire
+    return 0
+  fi
+  shift "$__tnl_used"
+  if (($# == 0)); then
+    __tnl_err tnl_lease_acquire "missing TTL after lock name $__tnl_name (such as 2h or 30m)"
+    return 2
+  fi
+  if (($# > 1)); then
+    __tnl_err tnl_lease_acquire "unexpected argument after TTL $1: $2"
+    return 2
+  fi
+  local ttl=$1 name=$__tnl_name dir w out rc=0 re
+  # A pipe whose only writer is this shell, which writes one line on it
+  # when tnl-lock is done: its end of file without that line says that the
+  # shell is gone. tnl-lock --ttl does not watch its
+  # input, so a watcher does (__tnl_leasewatch): if the script dies while
+  # tnl-lock waits (-w; killed, or timeout(1) ending it), tnl-lock is told
+  # to stop, and leaves the queue, so that no lease is granted that nobody
+  # will ever know the id of. tnl-lock gets the pipe as its input too: it
+  # never reads the script's own.
+  dir=$(command mktemp -d "${TMPDIR:-/tmp}/tnl.XXXXXXXX") || {
+    __tnl_err tnl_lease_acquire "cannot create a temporary directory in ${TMPDIR:-/tmp}"
+    return 125
+  }
+  if ! command mkfifo -m 600 "$dir/i"; then
+    command rm -rf -- "$dir"
+    __tnl_err tnl_lease_acquire "cannot create a fifo in $dir"
+    return 125
+  fi
+  # Read and write: opening a fifo for writing alone would block until
+  # tnl-lock opens it for reading.
+  exec {w}<>"$dir/i"
+  if [[ $name == -* ]]; then
+    __tnl_lockargs+=(--) # a name may start with '-'
+  fi
+  # exec, not command: the subshell becomes tnl-lock (whose pid the watcher
+  # knows, then: BASHPID), in the foreground, where Ctrl-C reaches it; no
+  # copy of the pipe's writer stays behind; exec never runs a function.
+  out=$(
+    exec <"$dir/i" {w}>&-
+    command rm -rf -- "$dir"
+    __tnl_me=$BASHPID # here: in the command, it would be the watcher's own
+    __tnl_leasewatch "$__tnl_me" <&0 >/dev/null 2>&1 &
+    exec tnl-lock --ttl="$ttl" ${__tnl_lockargs[@]+"${__tnl_lockargs[@]}"} "$name"
+  ) || rc=$?
+  builtin printf 'done\n' >&"$w"
+  exec {w}>&-
+  command rm -rf -- "$dir"
+  if ((rc == 123)); then
+    return "$__tnl_econf"
+  elif ((rc != 0)); then
+    return "$rc"
+  fi
+  # The id is 32 lowercase hex digits and the token a decimal number
+  # (lib/protocol); NAME comes back as it went, quoted. Nothing else passes.
+  re="^export TNL_LEASE='([0-9a-f]{32})'"$'\n'"export TNL_FENCE='([0-9]+)'"$'\n'"export TNL_LOCK='([^']*)'\$"
+  if [[ ! $out =~ $re || ${BASH_REMATCH[3]} != "$name" ]]; then
+    # Not shown: it may hold the id.
+    __tnl_err tnl_lease_acquire "tnl-lock --ttl printed something else than the lease of $name; not taking it in (a lease it took ends at its TTL)"
+    return 125
+  fi
+  TNL_LEASE=${BASH_REMATCH[1]} TNL_FENCE=${BASH_REMATCH[2]} TNL_LOCK=$name
+  export TNL_LEASE TNL_FENCE TNL_LOCK
+}
+
+# __tnl_leasewatch TNL_LOCK_PID: with its standard input on the pipe whose
+# only writer is the shell in tnl_lease_acquire, waits for the line the
+# shell writes once tnl-lock TNL_LOCK_PID is done. End of file instead: the
+# shell is gone (not "kill -0 SHELL": a killed shell is a zombie until its
+# parent reaps it), and tnl-lock waits for nobody: SIGTERM, on which it
+# leaves the queue, or releases a lease granted just then.
+__tnl_leasewatch() {
+  # A copy of the caller's shell: drop its traps and options.
+  trap - ERR DEBUG RETURN EXIT
+  set +eEumTx +o pipefail
+  if ! builtin read -r _; then
+    builtin kill -TERM "$1" 2>/dev/null
+  fi
+}
+
+# __tnl_applies WHO FLAG: true when FLAG is one of WHO's; else false after one
+# line on stderr. The lease functions take the server's flags; the one that
+# takes a lease, the lock's too, but none of a holder's (nothing of this
+# shell holds a lease); only tnl_lease_renew takes --ttl.
+__tnl_applies() {
+  local who=$1 flag=$2
+  case $flag in
+  -s | --server | --host | --port | --client-id | -v | --verbose | --debug | \
+    --info | --keep-alive | --keep-alive-secs | --auth-token-file | --tls | \
+    --tls-ca | --tls-cert | --tls-key | -h | --help)
+    return 0
+    ;;
+  esac
+  case $who:$flag in
+  tnl_lease_renew:--ttl) return 0 ;;
+  tnl_lease_renew:* | tnl_lease_release:* | tnl_lease_held:*) ;;
+  with_lock:--ttl | tnl_acquire:--ttl)
+    __tnl_err "$who" "flag --ttl takes a lease, which no process holds: use tnl_lease_acquire NAME TTL"
+    return 1
+    ;;
+  tnl_lease_acquire:--on-lost | tnl_lease_acquire:--kill-after)
+    __tnl_err "$who" "flag $flag does not apply to a lease: no process of this shell holds it"
+    return 1
+    ;;
+  tnl_lease_acquire:--ttl | tnl_lease_acquire:-c | tnl_lease_acquire:--shell | \
+    tnl_lease_acquire:--retry | tnl_lease_acquire:--retry-wait) ;;
+  *) return 0 ;;
+  esac
+  __tnl_err "$who" "flag $flag does not apply to $who (see $who --help)"
+  return 1
+}
+
 # __tnl_parse WHO ARG...
 # Reads the flags and NAME into the caller's __tnl_* locals (bash's dynamic
 # scope): __tnl_lockargs for tnl-lock, __tnl_doflags as given (for tnl-do),
 # __tnl_name, __tnl_onlost, __tnl_ka, __tnl_econf, __tnl_server, __tnl_doonly,
-# __tnl_help, and __tnl_used, the number of words taken. Returns 2 after one
+# __tnl_help, and __tnl_used, the number of words taken. Only WHO's flags
+# pass (__tnl_applies). For tnl_lease_renew, _release and _held there is no
+# NAME: what follows the flags is left to __tnl_lease. Returns 2 after one
 # line on stderr when they are wrong.
 __tnl_parse() {
   local who=$1 flag value hasval n
@@ -361,7 +674,7 @@ __tnl_parse() {
     -s | --server | --host | --port | --client-id | -w | --wait | --limit | \
       -E | --conflict-exit-code | --on-lost | --kill-after | --lock-name | \
       --retry | --retry-wait | --keep-alive-secs | --auth-token-file | \
-      --tls-ca | --tls-cert | --tls-key)
+      --tls-ca | --tls-cert | --tls-key | --max-hold | --ttl)
       if [[ -z $hasval ]]; then
         if (($# < 2)); then
           __tnl_err "$who" "flag $flag needs a value"
@@ -381,6 +694,7 @@ __tnl_parse() {
       return 2
       ;;
     esac
+    __tnl_applies "$who" "$flag" || return 2
     if [[ -n $hasval || $n == 2 ]]; then
       __tnl_doflags+=("$flag" "$value")
     else
@@ -390,7 +704,7 @@ __tnl_parse() {
     -s | --server) __tnl_server=$value; __tnl_lockargs+=(--server "$value") ;;
     -w | --wait) __tnl_lockargs+=(--wait "$value") ;;
     --host | --port | --client-id | --limit | --keep-alive-secs | \
-      --auth-token-file | --tls-ca | --tls-cert | --tls-key)
+      --auth-token-file | --tls-ca | --tls-cert | --tls-key | --max-hold | --ttl)
       __tnl_lockargs+=("$flag" "$value") ;;
     --shared | -v | --verbose | --debug | --info | --keep-alive | --tls)
       __tnl_lockargs+=("$flag") ;;
@@ -427,6 +741,11 @@ __tnl_parse() {
   if [[ -n $__tnl_help ]]; then
     return 0
   fi
+  case $who in
+  tnl_lease_renew | tnl_lease_release | tnl_lease_held)
+    return 0 # then an optional lease id, not a NAME: see __tnl_lease
+    ;;
+  esac
   if [[ -z $__tnl_bylock ]]; then
     if (($# == 0)); then
       __tnl_err "$who" "missing lock name (see $who --help)"

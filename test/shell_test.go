@@ -14,6 +14,11 @@ package test
 //	# exit: N        its exit status (default 0)
 //	# stderr: RE     a line of its standard error matches RE
 //	# modes: strict  run it in these modes only
+//	# needs: PROG FLAG  skip it while the built PROG's --help lacks FLAG
+//
+// "needs" is for a script written ahead of the commands it drives (the
+// lease functions before tnl-lock --ttl): it runs as soon as the flag is
+// there, and says why it was skipped until then.
 //
 // Nothing sleeps to synchronise: the scripts wait on fifo lines, exit
 // statuses and tnl's own -w deadlines, and every run has a deadline here.
@@ -64,9 +69,13 @@ func TestShellLibrary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		missing := shellMissing(t, bin, spec.needs)
 		for _, mode := range spec.modes {
 			name := strings.TrimSuffix(filepath.Base(script), ".bash") + "/" + mode
 			t.Run(name, func(t *testing.T) {
+				if missing != "" {
+					t.Skipf("%s needs %s, which this build does not have", script, missing)
+				}
 				t.Parallel()
 				shellRun(t, shellRunConfig{
 					bash: bash, bin: bin, lib: lib, testlib: testlib,
@@ -98,6 +107,7 @@ type shellSpec struct {
 	exit   int
 	stderr []*regexp.Regexp
 	modes  []string
+	needs  [][2]string // PROG, FLAG
 }
 
 func shellReadSpec(path string) (shellSpec, error) {
@@ -127,9 +137,31 @@ func shellReadSpec(path string) (shellSpec, error) {
 			s.stderr = append(s.stderr, re)
 		case strings.HasPrefix(trimmed, "# modes: "):
 			s.modes = strings.Fields(strings.TrimPrefix(trimmed, "# modes: "))
+		case strings.HasPrefix(trimmed, "# needs: "):
+			f := strings.Fields(strings.TrimPrefix(trimmed, "# needs: "))
+			if len(f) != 2 {
+				return s, fmt.Errorf("%s:%d: want \"# needs: PROG FLAG\"", path, i+1)
+			}
+			s.needs = append(s.needs, [2]string{f[0], f[1]})
 		}
 	}
 	return s, nil
+}
+
+// shellMissing returns the first "PROG FLAG" of needs whose FLAG the built
+// PROG's --help does not show, or "".
+func shellMissing(t *testing.T, bin string, needs [][2]string) string {
+	t.Helper()
+	for _, n := range needs {
+		out, err := exec.Command(filepath.Join(bin, n[0]), "--help").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s --help: %v\n%s", n[0], err, out)
+		}
+		if !regexp.MustCompile(`(^|[\s,])` + regexp.QuoteMeta(n[1]) + `([\s=,]|$)`).Match(out) {
+			return n[0] + " " + n[1]
+		}
+	}
+	return ""
 }
 
 // shellBuildBinaries returns the directory of the commands, built once per

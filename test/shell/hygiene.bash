@@ -16,7 +16,7 @@ bash --norc --noprofile -c '
 '
 #> functions: only with_lock, tnl_*, __tnl_*
 #> variables: only __tnl_*
-#> tnl_acquire tnl_fence tnl_held tnl_release with_lock 
+#> tnl_acquire tnl_fence tnl_held tnl_lease_acquire tnl_lease_held tnl_lease_release tnl_lease_renew tnl_release with_lock 
 
 # Options and traps: the same before and after every public function, under
 # odd options as well (plain mode runs this with bash's defaults).
