@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,6 +48,10 @@ func TakeLease(c LeaseConfig) error {
 	if err != nil {
 		return err
 	}
+	// A reader that went away (the script that ran eval "$(...)" died)
+	// must not kill us with SIGPIPE before the lease is given back: nobody
+	// would ever have its id. Ignored, the write fails with EPIPE instead.
+	signal.Ignore(syscall.SIGPIPE)
 	if _, err := io.WriteString(c.Stdout, Exports(lease)); err != nil {
 		dropLease(cl, lease)
 		return fmt.Errorf("cannot print the lease: %w", err)
