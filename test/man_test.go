@@ -412,7 +412,8 @@ func manCheckedExamples(t *testing.T, src string) []manExample {
 // compares the answers byte for byte (JSON answers by their keys and stable
 // values). One-shot examples are "$ printf '...' | nc ..." followed by the
 // answer lines; transcripts are "$ nc ..." followed by "> request",
-// "< answer" and "[close]" lines.
+// "< answer" and "[close]" lines. Lease ids and what remains of a lease are
+// compared as manLeases and manCompare say.
 func TestManProtocolExamples(t *testing.T) {
 	src := manSource(t, "tnl-protocol.7")
 	exs := manCheckedExamples(t, src)
@@ -433,6 +434,7 @@ func TestManProtocolExamples(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 	addr := l.Addr().String()
 
+	leases := manLeases{}
 	for _, ex := range exs {
 		var holders []net.Conn
 		for _, h := range ex.holds {
@@ -443,14 +445,17 @@ func TestManProtocolExamples(t *testing.T) {
 			}
 			holders = append(holders, c)
 		}
-		manRunExample(t, addr, ex)
+		manRunExample(t, addr, ex, leases)
 		for _, c := range holders {
 			_ = c.Close()
 		}
 		// Wait until the server has let go of everything the example held,
 		// so that the next example starts from a table without holders.
+		// Leases are the exception: held by id, not by a connection, they
+		// outlive the block that took them, and later blocks of the page
+		// renew and release them.
 		deadline := time.Now().Add(5 * time.Second)
-		for table.Counters().Held != 0 || table.Counters().Waiting != 0 {
+		for c := table.Counters(); c.Held != c.Leases || c.Waiting != 0; c = table.Counters() {
 			if time.Now().After(deadline) {
 				t.Fatalf("tnl-protocol.7.md:%d: locks still held after the example", ex.line)
 			}
@@ -499,7 +504,7 @@ func manReadLine(t *testing.T, c net.Conn, d time.Duration) string {
 	return strings.TrimSuffix(line, "\n")
 }
 
-func manRunExample(t *testing.T, addr string, ex manExample) {
+func manRunExample(t *testing.T, addr string, ex manExample, leases manLeases) {
 	t.Helper()
 	var c net.Conn
 	oneShot := false
@@ -511,7 +516,7 @@ func manRunExample(t *testing.T, addr string, ex manExample) {
 		}
 		for _, want := range answers {
 			got := manReadLine(t, c, 10*time.Second)
-			manCompare(t, lineNo, want, got)
+			manCompare(t, lineNo, want, got, leases)
 		}
 		// Nothing more than the page shows: end of file, or silence while
 		// the connection stays open (a held lock).
@@ -535,18 +540,18 @@ func manRunExample(t *testing.T, addr string, ex manExample) {
 				t.Fatalf("tnl-protocol.7.md:%d: one-shot example not in the form $ printf '...' | nc -q1 HOST 7654", n)
 			}
 			c, oneShot, lineNo = manDial(t, addr), true, n
-			if _, err := io.WriteString(c, manUnescape(m[1])); err != nil {
+			if _, err := io.WriteString(c, leases.request(manUnescape(m[1]))); err != nil {
 				t.Fatal(err)
 			}
 		case oneShot:
 			answers = append(answers, line)
 		case strings.HasPrefix(line, "> "):
-			if _, err := io.WriteString(c, line[2:]+"\n"); err != nil {
+			if _, err := io.WriteString(c, leases.request(line[2:])+"\n"); err != nil {
 				t.Fatalf("tnl-protocol.7.md:%d: %v", n, err)
 			}
 		case strings.HasPrefix(line, "< "), line == "[close]":
 			want := strings.TrimPrefix(line, "< ")
-			manCompare(t, n, want, manReadLine(t, c, 10*time.Second))
+			manCompare(t, n, want, manReadLine(t, c, 10*time.Second), leases)
 		case strings.HasPrefix(line, "#"), strings.HasPrefix(strings.TrimSpace(line), "("), strings.TrimSpace(line) == "":
 			// a comment for the reader
 		default:
@@ -561,8 +566,94 @@ var manVolatile = map[string]bool{"maxrss": true, "requests_count": true, "uptim
 	"since": true, "addr": true, "pid": true, "host": true, "connections": true, "sessions": true,
 	"lock_acquired_count": true, "lock_not_acquired_count": true}
 
-func manCompare(t *testing.T, line int, want, got string) {
+// manLeaseID is a lease id on the page, in a request or an answer.
+var manLeaseID = regexp.MustCompile(`lease:([0-9a-f]{32})`)
+
+// manLeases maps the lease ids the page shows to the ones the server gave.
+// A lease id is 128 random bits, so the page cannot show the one a run
+// gets. The first answer of the page that shows an id makes it a
+// placeholder: it matches any id there, provided the rest of the answer is
+// the page's byte for byte, and the id the server answered is bound to it.
+// From then on, in this block and in the later ones (the page is replayed
+// in order, on one server), that page id is sent as the server's in
+// requests, and an answer must show the server's where the page shows it.
+// An id the page shows in a request before any answer gave it (such as
+// 000...0) is sent as it is.
+type manLeases map[string]string
+
+// request returns the request line req with every bound page id replaced
+// by the server's.
+func (ls manLeases) request(req string) string {
+	return manLeaseID.ReplaceAllStringFunc(req, func(m string) string {
+		if id, ok := ls[m[len("lease:"):]]; ok {
+			return "lease:" + id
+		}
+		return m
+	})
+}
+
+// answer returns the page's answer want with every bound page id replaced
+// by the server's; a page id not bound yet is bound to the id at the same
+// place of got when the rest of got is want's, and replaced as well.
+func (ls manLeases) answer(want, got string) string {
+	var re strings.Builder
+	re.WriteString("^")
+	var placeholders []string
+	last := 0
+	for _, m := range manLeaseID.FindAllStringSubmatchIndex(want, -1) {
+		re.WriteString(regexp.QuoteMeta(want[last:m[2]]))
+		page := want[m[2]:m[3]]
+		if id, ok := ls[page]; ok {
+			re.WriteString(regexp.QuoteMeta(id))
+		} else {
+			re.WriteString("([0-9a-f]{32})")
+			placeholders = append(placeholders, page)
+		}
+		last = m[3]
+	}
+	re.WriteString(regexp.QuoteMeta(want[last:]) + "$")
+	if g := regexp.MustCompile(re.String()).FindStringSubmatch(got); g != nil {
+		for i, page := range placeholders {
+			if _, ok := ls[page]; !ok { // the same placeholder twice: the first binds
+				ls[page] = g[i+1]
+			}
+		}
+	}
+	return ls.request(want)
+}
+
+// manHeldSlack bounds how much less than the page shows may remain of a
+// lease in an is-held answer (held,name:N,token:T,ttl:S). What remains is
+// the TTL less the time since the grant or renewal, which differs from run
+// to run. The page shows a value the server cannot exceed: what the last
+// grant or renewal set, less a millisecond (S is rounded down to the
+// millisecond, and some time has passed since). The server's S must be at
+// most that and at least that minus manHeldSlack, which is generous for a
+// slow machine; an is-held that renewed the lease would answer more.
+// Grants and renewals are compared exactly: their ttl is the TTL set as of
+// the request, to the millisecond, never rounded up.
+const manHeldSlack = 5 * time.Second
+
+// manHeldTTL compares an is-held answer by the rule of manHeldSlack; it
+// returns got with the page's ttl when got's is within it, else got.
+func manHeldTTL(want, got string) string {
+	wp, wv, ok1 := strings.Cut(want, ",ttl:")
+	gp, gv, ok2 := strings.Cut(got, ",ttl:")
+	if !ok1 || !ok2 || wp != gp || !strings.HasPrefix(want, "held,") {
+		return got
+	}
+	w, err1 := protocol.ParseDuration(wv)
+	g, err2 := protocol.ParseDuration(gv)
+	if err1 != nil || err2 != nil || g > w || g < w-manHeldSlack {
+		return got
+	}
+	return want
+}
+
+func manCompare(t *testing.T, line int, want, got string, leases manLeases) {
 	t.Helper()
+	want = leases.answer(want, got)
+	got = manHeldTTL(want, got)
 	for _, kind := range []string{"stats,", "holders,"} {
 		if strings.HasPrefix(want, kind+"{") && strings.HasPrefix(got, kind+"{") {
 			var w, g any
