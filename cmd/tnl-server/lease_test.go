@@ -174,15 +174,5 @@ func readDir(t *testing.T, dir string) string {
 // tokenAfterGrace is token with a wait well past a restart grace of 1s.
 func tokenAfterGrace(t *testing.T, addr, name string) uint64 {
 	t.Helper()
-	c := dial(t, addr)
-	_ = c.nc.SetDeadline(time.Now().Add(ioTimeout))
-	fmt.Fprintf(c.nc, "lock,name:%s,wait:8\n", name)
-	line, err := c.r.ReadString('\n')
-	tok, ok := strings.CutPrefix(line, "ok,token:")
-	n, perr := strconv.ParseUint(strings.TrimSuffix(tok, "\n"), 10, 64)
-	if err != nil || !ok || perr != nil {
-		t.Fatalf("lock %s: got %q (err %v)", name, line, err)
-	}
-	c.roundtrip("release\n", "released\n")
-	return n
+	return tokenWaiting(t, addr, name, "8")
 }

@@ -209,9 +209,15 @@ func (c *peer) expectEOF() {
 // token takes name with an extension request and returns its fencing token.
 func token(t *testing.T, addr, name string) uint64 {
 	t.Helper()
+	return tokenWaiting(t, addr, name, "1")
+}
+
+// tokenWaiting is token with a wait of wait seconds.
+func tokenWaiting(t *testing.T, addr, name, wait string) uint64 {
+	t.Helper()
 	c := dial(t, addr)
 	_ = c.nc.SetDeadline(time.Now().Add(ioTimeout))
-	fmt.Fprintf(c.nc, "lock,name:%s,wait:1\n", name)
+	fmt.Fprintf(c.nc, "lock,name:%s,wait:%s\n", name, wait)
 	line, err := c.r.ReadString('\n')
 	tok, ok := strings.CutPrefix(line, "ok,token:")
 	n, perr := strconv.ParseUint(strings.TrimSuffix(tok, "\n"), 10, 64)

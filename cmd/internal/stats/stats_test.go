@@ -134,18 +134,25 @@ func TestOutputBytes(t *testing.T) {
 	time.Local = time.UTC // the table shows local times
 	now := time.Date(2020, 1, 2, 3, 4, 10, 0, time.UTC)
 	stats := `stats,{"lock_count": 2, "maxrss": 100, "requests_count": 5}` + "\n"
+	checkOutput(t, holdersAnswer, stats, now, wantJSON, wantTable)
+}
+
+// checkOutput runs tnl-stats, as --json and as a table, against a server
+// that answers holders and stats, and wants exactly wantJSON and wantTable
+// (the server's address written ADDR).
+func checkOutput(t *testing.T, holders, stats string, now time.Time, wantJSON, wantTable string) {
+	t.Helper()
 	for _, tc := range []struct {
-		json  bool
-		names []string
-		want  string
+		json bool
+		want string
 	}{
-		{true, nil, wantJSON},
-		{false, nil, wantTable},
+		{true, wantJSON},
+		{false, wantTable},
 	} {
-		addr := fakeServer(t, holdersAnswer, stats)
+		addr := fakeServer(t, holders, stats)
 		var out bytes.Buffer
 		err := Run(context.Background(), Config{Dial: client.Options{Addr: addr}, Timeout: 10 * time.Second,
-			JSON: tc.json, Names: tc.names, Now: func() time.Time { return now }}, &out)
+			JSON: tc.json, Now: func() time.Time { return now }}, &out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,23 +302,5 @@ func TestOutputLeases(t *testing.T) {
 	time.Local = time.UTC
 	now := time.Date(2020, 1, 2, 3, 4, 10, 0, time.UTC)
 	stats := `stats,{"leases": 1, "lease_expired_count": 1}` + "\n"
-	for _, tc := range []struct {
-		json  bool
-		names []string
-		want  string
-	}{
-		{true, nil, wantLeaseJSON},
-		{false, nil, wantLeaseTable},
-	} {
-		addr := fakeServer(t, leaseAnswer, stats)
-		var out bytes.Buffer
-		err := Run(context.Background(), Config{Dial: client.Options{Addr: addr}, Timeout: 10 * time.Second,
-			JSON: tc.json, Names: tc.names, Now: func() time.Time { return now }}, &out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := strings.ReplaceAll(out.String(), addr, "ADDR"); got != tc.want {
-			t.Errorf("json %v: got\n%s\nwant\n%s", tc.json, got, tc.want)
-		}
-	}
+	checkOutput(t, leaseAnswer, stats, now, wantLeaseJSON, wantLeaseTable)
 }
