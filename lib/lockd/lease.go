@@ -2,6 +2,7 @@ package lockd
 
 import (
 	"cmp"
+	"container/heap"
 	"fmt"
 	"slices"
 	"sync"
@@ -125,7 +126,7 @@ type leases struct {
 
 	mu    sync.Mutex
 	keys  map[table.LeaseKey]*extra // leases held or waiting
-	heap  []*extra                  // held leases, earliest Expires first
+	heap  leaseHeap                 // held leases, earliest Expires first
 	timer *time.Timer
 	armed int64 // the Expires the timer is set for; 0: not set
 
@@ -234,75 +235,49 @@ func (l *leases) retrySoon() {
 	}
 }
 
-// The heap, by Expires. leases.mu held.
+// The heap, by Expires, through container/heap. leases.mu held.
 
-func (l *leases) less(i, j int) bool {
-	return l.heap[i].expires.Load() < l.heap[j].expires.Load()
+// leaseHeap is heap.Interface over the held leases; each keeps its index
+// (idx) so that a renew or a release finds its slot at once.
+type leaseHeap []*extra
+
+func (h leaseHeap) Len() int           { return len(h) }
+func (h leaseHeap) Less(i, j int) bool { return h[i].expires.Load() < h[j].expires.Load() }
+func (h leaseHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = int32(i), int32(j)
 }
-
-func (l *leases) swap(i, j int) {
-	l.heap[i], l.heap[j] = l.heap[j], l.heap[i]
-	l.heap[i].idx, l.heap[j].idx = int32(i), int32(j)
+func (h *leaseHeap) Push(x any) {
+	e := x.(*extra)
+	e.idx = int32(len(*h))
+	*h = append(*h, e)
 }
-
-func (l *leases) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !l.less(i, p) {
-			return
-		}
-		l.swap(i, p)
-		i = p
-	}
-}
-
-func (l *leases) down(i int) {
-	for {
-		c := 2*i + 1
-		if c >= len(l.heap) {
-			return
-		}
-		if r := c + 1; r < len(l.heap) && l.less(r, c) {
-			c = r
-		}
-		if !l.less(c, i) {
-			return
-		}
-		l.swap(i, c)
-		i = c
-	}
+func (h *leaseHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.idx = -1
+	return e
 }
 
 func (l *leases) push(x *extra) {
-	x.idx = int32(len(l.heap))
-	l.heap = append(l.heap, x)
-	l.up(len(l.heap) - 1)
+	heap.Push(&l.heap, x)
 	l.arm()
 }
 
 func (l *leases) remove(x *extra) {
-	i, last := int(x.idx), len(l.heap)-1
-	if i != last {
-		l.swap(i, last)
-	}
-	l.heap[last] = nil
-	l.heap = l.heap[:last]
-	if i != last {
-		l.down(i)
-		l.up(i)
-	}
-	x.idx = -1
+	heap.Remove(&l.heap, int(x.idx))
 	if cap(l.heap) > 1024 && len(l.heap) < cap(l.heap)/4 {
 		// Give back what a crowd of leases left.
-		l.heap = append(make([]*extra, 0, 2*len(l.heap)), l.heap...)
+		l.heap = append(make(leaseHeap, 0, 2*len(l.heap)), l.heap...)
 	}
 	l.arm()
 }
 
 // fix moves x after its Expires changed.
 func (l *leases) fix(x *extra) {
-	l.down(int(x.idx))
-	l.up(int(x.idx))
+	heap.Fix(&l.heap, int(x.idx))
 	l.arm()
 }
 
